@@ -1,0 +1,1 @@
+"""One module per ``vrbalance`` subcommand; see :mod:`vrbalance.cli`."""
