@@ -78,9 +78,7 @@ def check_number(
         raise ConfigError(f"{prefix}: expected an integer, got {value!r}")
     if not math.isfinite(value):
         raise ConfigError(f"{prefix}: expected a finite number, got {value!r}")
-    low_bad = min_value is not None and (
-        value < min_value if min_inclusive else value <= min_value
-    )
+    low_bad = min_value is not None and (value < min_value if min_inclusive else value <= min_value)
     if low_bad or (max_value is not None and value > max_value):
         lo = "-inf" if min_value is None else f"{min_value:g}"
         hi = "inf" if max_value is None else f"{max_value:g}"
