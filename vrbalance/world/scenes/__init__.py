@@ -1,0 +1,1 @@
+"""Scene builders, one module per scene (park, stairs; crowd by its own module)."""
