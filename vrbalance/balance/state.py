@@ -49,6 +49,9 @@ class BalanceState:
     sway_angle_ap_rad : float or None
         Antero-posterior sway angle of the CoM about the ankles (forward
         positive), for the SOT equilibrium score.
+    com_source : str or None
+        Where ``com_m`` came from: ``"head"`` (inverted pendulum from the head
+        pose) or ``"cop"`` (low-passed CoP, when no fresh head pose exists).
     """
 
     tick: int
@@ -66,3 +69,4 @@ class BalanceState:
     head_age_s: float | None = None
     plate_age_s: float | None = None
     sway_angle_ap_rad: float | None = None
+    com_source: str | None = None
