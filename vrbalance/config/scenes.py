@@ -155,7 +155,18 @@ class SceneDef:
         Returns a plain dict of floats; raises :class:`ConfigError` naming the field.
         """
         where = where or f"scene {self.name!r}"
-        fields = Fields(dict(values), where)
+        # At run time values are floats (a level's 3 arrives as 3.0): whole floats
+        # are accepted for integer parameters, 2.5 is still rejected.
+        table = {
+            k: int(v)
+            if k in self.parameters
+            and self.parameters[k].integer
+            and isinstance(v, float)
+            and v.is_integer()
+            else v
+            for k, v in values.items()
+        }
+        fields = Fields(table, where)
         out: dict[str, float] = {}
         for name in fields.keys():  # noqa: SIM118 - Fields is not a dict
             if name in self.parameters:

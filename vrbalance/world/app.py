@@ -1,0 +1,588 @@
+"""The Panda3D application that draws the current scene at the current level.
+
+One :class:`WorldApp` owns one explicitly created ``ShowBase`` and passes it
+around (``app.base``); nothing here reads the builtins ShowBase injects.
+Outputs:
+
+``"window"``
+    A desktop window (needs a display; without one a
+    :class:`DisplayUnavailableError` suggests ``--offscreen``).
+``"offscreen"``
+    An offscreen buffer through ``p3headlessgl`` (tests, CI, screenshots).
+``"xr"``
+    Like offscreen, but the headset module adds the eye buffers with
+    :meth:`WorldApp.make_camera`; they render :attr:`WorldApp.render` (the 3-D
+    graph) only, while the operator overlay lives in ``render2d``/``aspect2d``
+    on the main window's own 2-D display region, so it can never appear in
+    an eye buffer.
+
+Each frame one named task (``"world-frame"``) does, in order: handle recorded
+key presses and queued requests (set_scene/set_level/calm/resume may be
+called from any thread; they take effect at the start of the next frame),
+place the camera from the head pose (the only thing that moves the
+viewpoint), advance the scene's animation, and refresh the overlay from the
+latest published balance snapshot (a non-blocking read). Render ``dt`` only
+animates the picture; it never feeds balance maths.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import math
+import os
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from vrbalance.clock import Clock, MonotonicClock
+from vrbalance.config.scenes import SceneDef, load_scene
+from vrbalance.errors import ConfigError, DeviceError
+from vrbalance.events import Event
+from vrbalance.resources import data_dir
+from vrbalance.samples import HeadPose
+
+log = logging.getLogger(__name__)
+log.addHandler(logging.NullHandler())
+
+Output = Literal["window", "offscreen", "xr"]
+OUTPUTS: tuple[str, ...] = ("window", "offscreen", "xr")
+
+# --- tuning constants -------------------------------------------------------------
+#: Horizontal field of view of the desktop / offscreen camera, deg.
+DESKTOP_FOV_DEG = 80.0
+#: Clip planes, m: near enough for a handrail at arm's length, far beyond the sky dome.
+NEAR_M = 0.05
+FAR_M = 1200.0
+#: Standing eye height used until a head pose arrives, m.
+DEFAULT_EYE_M = 1.6
+#: Frame step used by :meth:`WorldApp.step_frames` when none is given, s.
+DEFAULT_STEP_S = 1.0 / 60.0
+#: Keys -> operator actions (input callbacks only queue these names).
+KEY_ACTIONS: Mapping[str, str] = {
+    "space": "pause",
+    "escape": "emergency_stop",
+    "+": "level_up",
+    "=": "level_up",
+    "page_up": "level_up",
+    "-": "level_down",
+    "page_down": "level_down",
+    "1": "scene:park",
+    "2": "scene:stairs",
+    "3": "scene:crowd",
+}
+#: Scene names reachable with number keys, in key order.
+SCENE_KEYS: tuple[str, ...] = ("park", "stairs", "crowd")
+
+
+class DisplayUnavailableError(DeviceError):
+    """A desktop window was asked for but there is no display to open it on."""
+
+
+class AppState(enum.Enum):
+    """Lifecycle of a :class:`WorldApp`."""
+
+    CREATED = "created"
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class HeadPoseSource(Protocol):
+    """Anything that gives the head pose at a time (see ``vrbalance.devices.head``)."""
+
+    def pose_at(self, t_s: float) -> HeadPose | None: ...
+
+
+class LatestReader(Protocol):
+    """A non-blocking read of the latest published value (``LatestValue.get``)."""
+
+    def get(self) -> Any: ...
+
+
+class FixedHeadSource:
+    """A head standing still at ``position_m`` looking along +y, pitched by ``pitch_deg``.
+
+    Used for screenshots and as the fallback before any real pose arrives.
+    """
+
+    def __init__(
+        self,
+        position_m: tuple[float, float, float] = (0.0, 0.0, DEFAULT_EYE_M),
+        pitch_deg: float = 0.0,
+    ) -> None:
+        half = math.radians(pitch_deg) / 2
+        # Pitch is a rotation about the x (right) axis; positive looks up.
+        self._pose = HeadPose(None, None, position_m, (math.sin(half), 0.0, 0.0, math.cos(half)))
+
+    def pose_at(self, t_s: float) -> HeadPose | None:
+        return self._pose
+
+
+@dataclass(frozen=True, slots=True)
+class FrameTiming:
+    """Python-side cost of one frame of the ``world-frame`` task, in seconds.
+
+    Attributes
+    ----------
+    total_s : float
+        The whole task (input, requests, camera, scene, overlay).
+    scene_s : float
+        ``scene.update`` alone (animation, crowd model).
+    overlay_s : float
+        Overlay refresh alone.
+    """
+
+    total_s: float
+    scene_s: float
+    overlay_s: float
+
+
+def _has_display() -> bool:
+    if sys.platform.startswith("linux"):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
+
+
+class WorldApp:
+    """The world renderer: one ShowBase, one scene at a time, an overlay, a head-driven camera.
+
+    Parameters
+    ----------
+    output : {"window", "offscreen", "xr"}
+        Where to draw (see module docstring).
+    size_px : tuple of int
+        Window or buffer size (width, height) in pixels.
+    scene : str
+        Initial scene name (``scenes/<name>.toml``).
+    level : int
+        Initial level, from 1.
+    head_source : HeadPoseSource, optional
+        Drives the camera; defaults to a fixed standing head.
+    state_source : LatestReader, optional
+        Latest :class:`~vrbalance.balance.state.BalanceState` (``.get()``), for the overlay.
+    overlay : bool
+        Draw the operator overlay (desktop and offscreen; never in eye buffers).
+    clock : Clock, optional
+        Session clock for head-pose look-ups and event times.
+    title : str
+        Window title.
+
+    Raises
+    ------
+    ConfigError
+        Unknown output or scene, level out of range.
+    DisplayUnavailableError
+        ``output="window"`` without a display.
+    """
+
+    def __init__(
+        self,
+        *,
+        output: Output = "offscreen",
+        size_px: tuple[int, int] = (1280, 720),
+        scene: str = "park",
+        level: int = 1,
+        head_source: HeadPoseSource | None = None,
+        state_source: LatestReader | None = None,
+        overlay: bool = True,
+        clock: Clock | None = None,
+        title: str = "vrbalance",
+    ) -> None:
+        if output not in OUTPUTS:
+            raise ConfigError(f"output: expected one of {', '.join(OUTPUTS)}, got {output!r}")
+        w, h = size_px
+        if not (isinstance(w, int) and isinstance(h, int) and 16 <= w <= 8192 and 16 <= h <= 8192):
+            raise ConfigError(f"size: expected two integers in [16, 8192], got {size_px!r}")
+        self.output: Output = output
+        self.size_px = (w, h)
+        self.title = title
+        self.clock: Clock = clock or MonotonicClock()
+        self.head_source: HeadPoseSource = head_source or FixedHeadSource()
+        self.state_source = state_source
+        self.want_overlay = overlay
+        self.state = AppState.CREATED
+        self.scene_def: SceneDef = load_scene(scene)
+        self.level = self.scene_def.level(level).number
+        self.paused = False
+        self.emergency_stopped = False
+        self.calmed = False
+        #: Status lines for the overlay (plate, loop health, safety verdict); any thread.
+        self.status: dict[str, str] = {}
+        #: Base of support outline for the overlay inset, (n, 2) m in the core frame.
+        self.bos_polygon_m: np.ndarray | None = None
+        self.last_timing = FrameTiming(0.0, 0.0, 0.0)
+        self.frame_count = 0
+        self.t_s = 0.0
+        self.base: Any = None
+        self.render: Any = None
+        self.scene_root: Any = None
+        self.head_node: Any = None
+        self.scene: Any = None
+        self.overlay: Any = None
+        self._listeners: list[Callable[[Event], None]] = []
+        self._keys: deque[str] = deque(maxlen=64)
+        self._requests: deque[tuple[str, Any]] = deque()
+        self._lock = threading.Lock()
+        self._fixed_dt_s: float | None = None
+        self._prc_page: Any = None
+        self._pending_scene: tuple[str, int] | None = (self.scene_def.name, self.level)
+
+    # --- lifecycle ----------------------------------------------------------------
+    def __enter__(self) -> WorldApp:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def open(self) -> WorldApp:
+        """Create the ShowBase, the output, the camera, the overlay and the first scene."""
+        if self.state is not AppState.CREATED:
+            raise RuntimeError(f"WorldApp.open(): already {self.state.value}")
+        if self.output == "window" and not _has_display():
+            raise DisplayUnavailableError(
+                "no display to open a window on (DISPLAY is not set); "
+                "run with --offscreen to render without one"
+            )
+        from direct.showbase.ShowBase import ShowBase
+        from panda3d.core import loadPrcFileData
+
+        w, h = self.size_px
+        prc = [
+            f"win-size {w} {h}",
+            f"window-title {self.title}",
+            "audio-library-name null",
+            "sync-video 0" if self.output != "window" else "sync-video 1",
+            "textures-power-2 none",
+            "notify-level-device fatal",  # no /dev/input on servers: not worth a warning
+        ]
+        if self.output != "window":
+            prc += ["load-display p3headlessgl", "aux-display p3headlessgl"]
+        self._prc_page = loadPrcFileData("vrbalance-world", "\n".join(prc))
+        window_type = "onscreen" if self.output == "window" else "offscreen"
+        try:
+            self.base = ShowBase(windowType=window_type)
+        except Exception as exc:  # ShowBase raises a bare Exception when no window opens
+            self._unload_prc()
+            if "window" in str(exc).lower():
+                raise DisplayUnavailableError(
+                    f"could not open a {window_type} window ({exc}); "
+                    "run with --offscreen to render without a display"
+                ) from exc
+            raise
+        base = self.base
+        base.disableMouse()  # the head pose alone moves the camera
+        base.setBackgroundColor(0.6, 0.75, 0.9, 1)
+        self.render = base.render
+        self.scene_root = self.render.attachNewNode("scene-root")
+        # The head node is ShowBase's camera rig: eye cameras (headset) go under it.
+        self.head_node = base.camera
+        self.head_node.setPos(0.0, 0.0, DEFAULT_EYE_M)
+        lens = base.camLens
+        lens.setNearFar(NEAR_M, FAR_M)
+        lens.setFov(DESKTOP_FOV_DEG)
+        lens.setAspectRatio(self.size_px[0] / self.size_px[1])
+        if self.want_overlay:
+            from vrbalance.world.overlay import Overlay
+
+            self.overlay = Overlay(self)
+        for key in KEY_ACTIONS:
+            base.accept(key, self._on_key, [key])
+        base.taskMgr.add(self._frame_task, "world-frame", sort=-10)
+        self.state = AppState.OPEN
+        # Build the first scene now, so screenshot()/step_frames() work at once.
+        self._switch_scene(*self._pending_scene)  # type: ignore[misc]
+        self._pending_scene = None
+        log.info(
+            "world open: %s %dx%d, scene %s level %d",
+            self.output,
+            w,
+            h,
+            self.scene_def.name,
+            self.level,
+        )
+        return self
+
+    def close(self) -> None:
+        """Tear down scene, overlay and ShowBase (reverse order); idempotent."""
+        if self.state is AppState.CLOSED:
+            return
+        if self.state is AppState.OPEN:
+            if self.scene is not None:
+                self.scene.destroy()
+                self.scene = None
+            if self.overlay is not None:
+                self.overlay.destroy()
+                self.overlay = None
+            self.base.taskMgr.remove("world-frame")
+            self.base.ignoreAll()
+            self.base.destroy()
+            self.base = None
+        self._unload_prc()
+        self.state = AppState.CLOSED
+        log.info("world closed after %d frames", self.frame_count)
+
+    def _unload_prc(self) -> None:
+        if self._prc_page is not None:
+            from panda3d.core import unloadPrcFile
+
+            unloadPrcFile(self._prc_page)
+            self._prc_page = None
+
+    def _require_open(self) -> None:
+        if self.state is not AppState.OPEN:
+            raise RuntimeError(f"WorldApp is {self.state.value}, not open")
+
+    # --- requests (any thread; applied at the start of the next frame) -----------------
+    def set_scene(self, name: str, level: int = 1) -> None:
+        """Switch to scene ``name`` at ``level`` on the next frame.
+
+        Raises
+        ------
+        ConfigError
+            Unknown scene or level out of range (checked now, in the caller's thread).
+        """
+        scene_def = load_scene(name)
+        scene_def.level(level)
+        with self._lock:
+            self._requests.append(("scene", (scene_def.name, level)))
+
+    def set_level(self, level: int) -> None:
+        """Change the current scene's level live on the next frame (1-based).
+
+        Raises
+        ------
+        ConfigError
+            Level out of range for the current scene.
+        """
+        self.scene_def.level(level)
+        with self._lock:
+            self._requests.append(("level", level))
+
+    def calm(self) -> None:
+        """Freeze perturbations and level the horizon from the next frame (safety's hook)."""
+        self.calmed = True
+        with self._lock:
+            self._requests.append(("calm", None))
+
+    def resume(self) -> None:
+        """Let perturbations ramp back in (after a pause or a safety calm)."""
+        self.calmed = False
+        with self._lock:
+            self._requests.append(("resume", None))
+
+    def press(self, key: str) -> None:
+        """Inject a key press (tests, offscreen demo) exactly as the keyboard would."""
+        self._on_key(key)
+
+    def add_listener(self, callback: Callable[[Event], None]) -> None:
+        """Receive operator and world events (pause, emergency stop, level and scene changes)."""
+        self._listeners.append(callback)
+
+    # --- headset / extra views -----------------------------------------------------------
+    def make_camera(self, output: Any, lens: Any = None, name: str = "eye") -> Any:
+        """Create a camera under the head node drawing the 3-D scene into ``output``.
+
+        Used by the headset module for its eye buffers. The camera renders
+        :attr:`render` (the 3-D graph) only: the overlay is in ``render2d``, so
+        it cannot reach an eye buffer.
+        """
+        self._require_open()
+        cam = self.base.makeCamera(output, lens=lens, camName=name, scene=self.render)
+        cam.reparentTo(self.head_node)
+        return cam
+
+    # --- offscreen driving ----------------------------------------------------------------
+    def step_frames(self, n: int = 1, dt_s: float = DEFAULT_STEP_S) -> None:
+        """Run ``n`` frames with a fixed animation step ``dt_s`` (offscreen/tests)."""
+        self._require_open()
+        self._fixed_dt_s = dt_s
+        try:
+            for _ in range(n):
+                self.base.taskMgr.step()
+        finally:
+            self._fixed_dt_s = None
+
+    def screenshot(self, path: str | Path) -> Path:
+        """Render one frame and save the main output to ``path`` (PNG); returns the path."""
+        from panda3d.core import Filename
+
+        self._require_open()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.step_frames(1)
+        # The frame just rendered is in the back buffer; render once more so the
+        # saved image is the one with this frame's state (Panda saves the last flip).
+        self.base.graphicsEngine.renderFrame()
+        if not self.base.win.saveScreenshot(Filename.fromOsSpecific(str(path))):
+            raise OSError(f"could not write screenshot {path}")
+        return path
+
+    def image(self) -> np.ndarray:
+        """The last rendered frame as an (h, w, 3) uint8 RGB array, top row first."""
+        self._require_open()
+        tex = self.base.win.getScreenshot()
+        if tex is None:
+            raise OSError("could not read back the frame")
+        h, w = tex.getYSize(), tex.getXSize()
+        data = np.frombuffer(bytes(tex.getRamImageAs("RGB")), dtype=np.uint8)
+        return data.reshape(h, w, 3)[::-1].copy()
+
+    def run(self) -> None:
+        """Run the Panda3D main loop until the window closes (desktop demo)."""
+        self._require_open()
+        self.base.run()
+
+    # --- per frame ------------------------------------------------------------------------
+    def _on_key(self, key: str) -> None:
+        # Input callbacks only record; the frame task acts.
+        self._keys.append(key)
+
+    def _emit(self, kind: str, message: str, severity: str = "info", **values: object) -> None:
+        event = Event(self.clock.now_s(), "operator", kind, message, severity, values)  # type: ignore[arg-type]
+        log.info("operator event: %s (%s)", kind, message)
+        for callback in list(self._listeners):
+            callback(event)
+
+    def _handle_keys(self) -> None:
+        while self._keys:
+            key = self._keys.popleft()
+            action = KEY_ACTIONS.get(key)
+            if action is None:
+                continue
+            if action == "pause":
+                self.paused = not self.paused
+                if self.paused:
+                    self._calm_now()
+                elif not self.emergency_stopped:
+                    self._resume_now()
+                self._emit(
+                    "pause" if self.paused else "resume",
+                    "paused by operator" if self.paused else "resumed by operator",
+                )
+            elif action == "emergency_stop":
+                self.emergency_stopped = True
+                self._calm_now()
+                self._emit("emergency_stop", "emergency stop (Esc) by operator", "alarm")
+            elif action in ("level_up", "level_down"):
+                new = self.level + (1 if action == "level_up" else -1)
+                if 1 <= new <= self.scene_def.n_levels:
+                    old = self.level
+                    self._apply_level(new)
+                    self._emit(
+                        "level_change",
+                        f"operator: level {old} -> {new}",
+                        level_from=old,
+                        level_to=new,
+                    )
+            elif action.startswith("scene:"):
+                name = action.partition(":")[2]
+                if name != self.scene_def.name:
+                    try:
+                        self._switch_scene(name, 1)
+                    except ConfigError as exc:
+                        log.warning("cannot switch to scene %s: %s", name, exc)
+                        self.status["world"] = f"scene {name} unavailable"
+                        continue
+                    self._emit("scene_change", f"operator: scene {name}", scene=name)
+
+    def _handle_requests(self) -> None:
+        with self._lock:
+            requests = list(self._requests)
+            self._requests.clear()
+        for kind, arg in requests:
+            if kind == "scene":
+                self._switch_scene(*arg)
+            elif kind == "level":
+                self._apply_level(arg)
+            elif kind == "calm":
+                self._calm_now()
+            elif kind == "resume" and not self.paused and not self.emergency_stopped:
+                self._resume_now()
+
+    def _calm_now(self) -> None:
+        if self.scene is not None:
+            self.scene.calm()
+
+    def _resume_now(self) -> None:
+        self.calmed = False
+        if self.scene is not None:
+            self.scene.resume()
+
+    def _apply_level(self, level: int) -> None:
+        self.scene_def.level(level)
+        self.level = level
+        if self.scene is not None:
+            self.scene.apply_level(self.scene_def.level(level).values)
+
+    def _switch_scene(self, name: str, level: int) -> None:
+        from vrbalance.world.scene import SceneContext, scene_class
+
+        scene_def = load_scene(name)
+        scene_def.level(level)
+        cls = scene_class(scene_def.builder)
+        if self.scene is not None:
+            self.scene.destroy()
+            self.scene = None
+        self.scene_def = scene_def
+        self.level = level
+        scene = cls()
+        ctx = SceneContext(
+            parent=self.scene_root,
+            loader=self.base.loader,
+            rng=np.random.default_rng(np.random.SeedSequence(scene_def.seed)),
+            models_dir=data_dir("models"),
+            scene_def=scene_def,
+        )
+        start = time.perf_counter()
+        scene.build(ctx)
+        scene.apply_level(scene_def.level(level).values)
+        self.scene = scene
+        if self.calmed or self.paused or self.emergency_stopped:
+            scene.calm()
+        log.info(
+            "scene %s level %d built in %.0f ms", name, level, 1e3 * (time.perf_counter() - start)
+        )
+
+    def _place_head(self, pose: HeadPose | None) -> tuple[float, float]:
+        from panda3d.core import Quat
+
+        if pose is None:
+            pos = self.head_node.getPos()
+            return (float(pos.x), float(pos.y))
+        x, y, z = pose.position_m
+        qx, qy, qz, qw = pose.orientation_xyzw
+        # Core frame == Panda3D frame (x right, y forward, z up): no conversion here.
+        self.head_node.setPosQuat((x, y, z), Quat(qw, qx, qy, qz))
+        return (x, y)
+
+    def _frame_task(self, task: Any) -> int:
+        from direct.task import Task
+
+        start = time.perf_counter()
+        dt_s = self._fixed_dt_s if self._fixed_dt_s is not None else self.base.clock.getDt()
+        dt_s = min(max(dt_s, 0.0), 0.1)  # a stall must not fling animation forward
+        self.t_s += dt_s
+        self._handle_keys()
+        self._handle_requests()
+        head_xy = self._place_head(self.head_source.pose_at(self.clock.now_s()))
+        scene_start = time.perf_counter()
+        if self.scene is not None:
+            self.scene.update(self.t_s, dt_s, head_xy)
+        overlay_start = time.perf_counter()
+        if self.overlay is not None:
+            state = self.state_source.get() if self.state_source is not None else None
+            self.overlay.update(state)
+        end = time.perf_counter()
+        self.last_timing = FrameTiming(
+            end - start, overlay_start - scene_start, end - overlay_start
+        )
+        self.frame_count += 1
+        return Task.cont
