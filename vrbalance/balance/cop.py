@@ -5,6 +5,15 @@ at the plate centre on its top surface. Forces in N, moments in N·m. ``Fz`` is
 the vertical load the patient puts on the plate, positive when loaded (the
 convention of the BDS data set and of most plate amplifiers' output).
 
+Sign of the top offset ``h``: the formula ``x = (-h·Fx - My)/Fz``,
+``y = (-h·Fy + Mx)/Fz`` (the issue's, and Kistler's ``(Fx·az0 - My)/Fz`` with
+``az0 = -h``) is exact, for ground reaction forces in the core frame (z up,
+``Fz > 0``), when the moments are taken about a point a height ``h`` *above*
+the top surface. A plate amplifier that reports moments about a sensor origin
+``d`` metres *below* the top surface in this frame needs ``top_offset_m = -d``.
+``h = 0`` (moments already about the top surface, as in the BDS data) needs no
+such care.
+
 Below a minimum vertical load the CoP is undefined: it is returned as NaN with
 ``loaded == False`` instead of dividing by (almost) zero, so stepping off the
 plate shows as a flag, never as a CoP flying across the room.
@@ -69,9 +78,10 @@ class PlateGeometry:
     cell_positions_m : tuple of (x, y)
         ``cells4`` only: position of each load cell in channel order, metres.
     top_offset_m : float
-        ``six_axis`` only: height ``h`` of the top surface above the plate's
-        measurement origin (0 when the moments are already about the top
-        surface), metres.
+        ``six_axis`` only: the offset ``h`` of the CoP formula, metres: the
+        height of the moments' reference point above the top surface (0 when
+        the moments are already about the top surface; ``-d`` for a sensor
+        origin ``d`` below it). See the module docstring.
 
     Raises
     ------
@@ -169,10 +179,12 @@ def cop_six_axis(
     Parameters
     ----------
     channels : array_like, shape (N, 6) or (6,)
-        ``(Fx, Fy, Fz, Mx, My, Mz)`` per sample in N and N·m, core frame,
-        moments about the plate's measurement origin.
+        ``(Fx, Fy, Fz, Mx, My, Mz)`` per sample in N and N·m, core frame
+        (ground reaction force, ``Fz > 0`` when loaded), moments about the
+        plate's reference point.
     top_offset_m : float
-        Height ``h`` of the top surface above that origin, in metres.
+        Height ``h`` of that reference point above the top surface, metres
+        (see the module docstring for the sign).
     min_load_n : float
         Minimum ``Fz`` in N for a defined CoP.
 

@@ -166,9 +166,10 @@ class Polygon:
         inv_len2 = 1.0 / (ex * ex + ey * ey)
         by = nxt[:, 1]
         # Crossing-number inside test: edges that straddle the horizontal
-        # line through the point, crossed to the point's right.
-        with np.errstate(divide="ignore", invalid="ignore"):
-            slope = np.where(ey != 0.0, ex / ey, 0.0)
+        # line through the point and cross it to the point's right. The
+        # crossing is px < ax + dy·ex/ey; multiplying by ey (keeping its sign)
+        # avoids dividing by tiny ey: (dx·ey - dy·ex)·sign(ey) < 0.
+        sign_ey = np.sign(ey)
         chunk = max(1, _CHUNK_ELEMENTS // self.n_edges)
         for start in range(0, m, chunk):
             stop = min(m, start + chunk)
@@ -183,7 +184,7 @@ class Polygon:
             idx = np.argmin(d2, axis=1)
             dmin = np.sqrt(np.take_along_axis(d2, idx[:, None], axis=1)[:, 0])
             straddle = (ay > py) != (by > py)
-            crosses = straddle & (px < ax + dy * slope)
+            crosses = straddle & ((dx * ey - dy * ex) * sign_ey < 0.0)
             inside = (np.count_nonzero(crosses, axis=1) % 2) == 1
             dist[start:stop] = np.where(inside, dmin, -dmin)
             edge[start:stop] = idx
@@ -225,8 +226,10 @@ class Polygon:
                 best = d2
                 best_i = i
             by = ay + ey
-            if ((ay > y_m) != (by > y_m)) and x_m < ax + dy * ex / ey:
-                inside = not inside
+            if (ay > y_m) != (by > y_m):
+                cross = dx * ey - dy * ex
+                if (cross < 0.0) if ey > 0.0 else (cross > 0.0):
+                    inside = not inside
         d = math.sqrt(best)
         return (d if inside else -d), best_i
 
