@@ -1,0 +1,232 @@
+"""ForcePlate end to end: real bytes through pseudo-terminals and pyserial's loop://."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+import serial
+
+from vrbalance.balance.cop import compute_cop
+from vrbalance.clock import ManualClock
+from vrbalance.config.plates import PlateSpec
+from vrbalance.devices.calibration import FrameConverter, load_calibration
+from vrbalance.devices.driver import ForcePlate, PlateState
+from vrbalance.devices.protocols import AsciiLineProtocol, encode_binary_frame
+from vrbalance.devices.pty_server import SimulatedPlateServer
+from vrbalance.errors import DeviceError, ProtocolError
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    """Poll a condition set by the reader thread (a deadline, not a fixed sleep)."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout_s} s")
+        time.sleep(0.002)
+
+
+def _six_axis_counts(n: int) -> list[tuple[int, ...]]:
+    # ~700 N on Fz, CoP moving along x; counts through the nominal calibration.
+    return [
+        (1200 + i, -800 - i, 30000 + 7_000_000, 500 + 10 * i, -700 - 35_000 * i, 100)
+        for i in range(n)
+    ]
+
+
+def test_binary_six_axis_frames_through_a_pty_into_cop(six_axis: PlateSpec, pty_pair) -> None:
+    master, path = pty_pair
+    clock = ManualClock(100.0)
+    rows = _six_axis_counts(20)
+    stream = bytearray(b"".join(encode_binary_frame(i, 1000 * i, c) for i, c in enumerate(rows)))
+    stream[5 * 37 + 20] ^= 0x04  # a bit flip in frame 5
+    stream = (
+        b"\x00\xa5\x5a\xff garbage"
+        + bytes(stream[: 12 * 37 + 9])
+        + b"\xa5"
+        + bytes(stream[12 * 37 + 9 :])
+    )
+    with ForcePlate(path, six_axis, clock=clock, wait_for_first_frame=False) as plate:
+        for i in range(0, len(stream), 50):  # in pieces, as a UART delivers them
+            os.write(master, stream[i : i + 50])
+        wait_until(lambda: plate.stats().frames >= 18)
+        frames = plate.drain()
+        stats = plate.stats()
+        assert plate.state is PlateState.STREAMING
+    assert [f.seq for f in frames] == [i for i in range(20) if i not in (5, 12)]
+    assert stats.parser.crc_failures == 2
+    assert stats.parser.frames_missed == 2
+    assert stats.io_errors == 0 and stats.parse_errors == 0
+    assert all(f.received_time_s == 100.0 and f.kind == "six_axis" for f in frames)
+    assert frames[3].device_time_s == pytest.approx(0.003)
+    expected = FrameConverter(six_axis, load_calibration("generic-six-axis")).counts_to_core(
+        [rows[f.seq] for f in frames]
+    )
+    np.testing.assert_allclose([f.channels for f in frames], expected)
+    cop = compute_cop([f.channels for f in frames], six_axis.geometry)
+    # Fz = 700 N, My = -0.35 N*m per step -> x = 0.5 mm per step; Mx tiny -> y ~ 0.
+    np.testing.assert_allclose(cop.cop_m[:, 0], [0.0005 * f.seq for f in frames], atol=1e-6)
+    np.testing.assert_allclose(cop.vertical_force_n, 700.0, atol=0.01)
+
+
+def test_ascii_lines_with_banner_and_crlf_through_a_pty(wii: PlateSpec, pty_pair) -> None:
+    master, path = pty_pair
+    cal = load_calibration("wii-balance-board")
+    # 686.5 N with the CoP 5 cm right and 2 cm forward of centre.
+    cells = np.array(wii.geometry.cell_positions_m)
+    from vrbalance.devices.simulator import cell_forces
+
+    forces = cell_forces(686.5, 0.05, 0.02, cells)
+    counts = tuple(
+        int(c) for c in np.rint(FrameConverter(wii, cal).core_to_counts(forces[None])[0])
+    )
+    lines = [
+        AsciiLineProtocol.encode(i, 10_000 * i, counts).replace(b"\n", b"\r\n") for i in range(10)
+    ]
+    with ForcePlate(path, wii, wait_for_first_frame=False) as plate:
+        os.write(master, b"34,99,1\r\nHX711 x4 ready\r\n# scale 1.0\r\n" + b"".join(lines))
+        wait_until(lambda: plate.stats().frames >= 10)
+        frames = plate.drain()
+        assert plate.stats().parser.banner_lines == 2
+    cop = compute_cop([f.channels for f in frames], wii.geometry)
+    np.testing.assert_allclose(cop.cop_m, [[0.05, 0.02]] * 10, atol=2e-5)
+    np.testing.assert_allclose(cop.vertical_force_n, 686.5, atol=0.01)
+
+
+def test_loop_url_and_ring_buffer_overflow(wii: PlateSpec) -> None:
+    with ForcePlate("loop://", wii, buffer_frames=10, wait_for_first_frame=False) as plate:
+        plate.serial_port.write(
+            b"\n" + b"".join(AsciiLineProtocol.encode(i, i, (1, 2, 3, 4)) for i in range(50))
+        )
+        wait_until(lambda: plate.stats().frames >= 50)
+        frames = plate.drain()
+        assert plate.drain() == []
+        stats = plate.stats()
+    assert [f.seq for f in frames] == list(range(40, 50))
+    assert stats.overflowed == 40
+
+
+def test_simulated_plates_stream_in_both_protocols(wii: PlateSpec) -> None:
+    for protocol in ("ascii", "binary"):
+        with (
+            SimulatedPlateServer(wii, protocol=protocol, rate_hz=500, seed=0) as sim,
+            ForcePlate(sim.port_path, sim.plate, protocol=protocol) as plate,
+        ):
+            wait_until(lambda p=plate: p.stats().frames >= 100)
+            frames = plate.drain()
+            events = [e.kind for e in plate.drain_events()]
+        cop = compute_cop([f.channels for f in frames], wii.geometry)
+        assert cop.loaded.all()
+        np.testing.assert_allclose(cop.vertical_force_n.mean(), 686.5, rtol=0.01)
+        assert np.abs(cop.cop_m[:, 0]).max() < 0.02 and 0.0 < cop.cop_m[:, 1].mean() < 0.04
+        assert events[:2] == ["plate_connecting", "plate_streaming"]
+        seqs = [f.seq for f in frames]
+        assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+
+
+def test_unplug_and_replug_mid_stream_resumes_within_a_second(six_axis: PlateSpec) -> None:
+    with (
+        SimulatedPlateServer(six_axis, rate_hz=1000, seed=0) as sim,
+        ForcePlate(sim.port_path, sim.plate) as plate,
+    ):
+        wait_until(lambda: plate.stats().frames > 200)
+        sim.unplug()
+        wait_until(lambda: plate.state is PlateState.LOST, 1.0)
+        plate.drain()
+        time.sleep(0.3)  # the plate stays unplugged for a while: nothing arrives
+        assert plate.drain() == []
+        replugged_at = time.monotonic()
+        sim.replug()
+        wait_until(lambda: plate.state is PlateState.STREAMING, 1.0)
+        assert time.monotonic() - replugged_at < 1.0
+        wait_until(lambda: len(plate.drain()) > 0, 1.0)
+        events = plate.drain_events()
+        stats = plate.stats()
+    kinds = [e.kind for e in events]
+    assert kinds == [
+        "plate_connecting",
+        "plate_streaming",
+        "plate_lost",
+        "plate_connecting",
+        "plate_reconnected",
+    ]
+    lost = events[2]
+    assert lost.severity == "warning" and lost.values["port"] == sim.port_path
+    assert events[4].values["downtime_s"] > 0.25
+    assert stats.io_errors == 1 and stats.reconnects == 1
+
+
+def test_stall_is_detected_on_the_injected_clock(wii: PlateSpec, pty_pair) -> None:
+    master, path = pty_pair
+    clock = ManualClock()
+    with ForcePlate(path, wii, clock=clock, stall_after_s=0.1, wait_for_first_frame=False) as plate:
+        os.write(master, b"\n0,0,1,2,3,4\n")
+        wait_until(lambda: plate.state is PlateState.STREAMING)
+        clock.advance(0.05)
+        time.sleep(0.05)  # the reader polls every 10 ms; 50 ms of clock is not a stall
+        assert plate.state is PlateState.STREAMING
+        clock.advance(0.06)
+        wait_until(lambda: plate.state is PlateState.STALLED)
+        os.write(master, b"1,1000,1,2,3,4\n")
+        wait_until(lambda: plate.state is PlateState.STREAMING)
+        kinds = [e.kind for e in plate.drain_events()]
+    assert kinds == ["plate_connecting", "plate_streaming", "plate_stalled", "plate_streaming"]
+    assert [e.kind for e in plate.drain_events()] == ["plate_closed"]
+    assert plate.state is PlateState.CLOSED
+
+
+def test_nonexistent_port_names_it() -> None:
+    plate = ForcePlate("/dev/ttyVRBALANCE_NOPE", _wii())
+    with pytest.raises(DeviceError, match=r"serial port '/dev/ttyVRBALANCE_NOPE' does not exist"):
+        plate.open()
+    assert plate.state is PlateState.CLOSED
+
+
+def _wii() -> PlateSpec:
+    from vrbalance.config.plates import load_plate
+
+    return load_plate("wii-balance-board")
+
+
+def test_busy_port_names_it(wii: PlateSpec, pty_pair) -> None:
+    _, path = pty_pair
+    holder = serial.serial_for_url(path, exclusive=True)
+    try:
+        with pytest.raises(DeviceError, match=rf"serial port '{path}' is busy: another program"):
+            ForcePlate(path, wii).open()
+    finally:
+        holder.close()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root opens any device")
+def test_permission_denied_says_join_dialout(wii: PlateSpec, pty_pair) -> None:
+    _, path = pty_pair
+    os.chmod(path, 0)
+    with pytest.raises(DeviceError, match=r"permission denied .* 'dialout' group"):
+        ForcePlate(path, wii).open()
+
+
+def test_wrong_protocol_says_what_was_tried(wii: PlateSpec) -> None:
+    with (
+        SimulatedPlateServer(wii, protocol="binary", rate_hz=500, seed=0) as sim,
+        pytest.raises(
+            ProtocolError,
+            match=(
+                r"bytes but no valid frame from serial port '.*ttySIM0' within 0.3 s: wrong baud "
+                r"rate or protocol\? \(tried 115200 baud, ascii protocol, 4 channels; saw \d+ bytes"
+            ),
+        ),
+    ):
+        ForcePlate(sim.port_path, sim.plate, first_frame_timeout_s=0.3).open()
+
+
+def test_silent_port_says_no_data(wii: PlateSpec, pty_pair) -> None:
+    _, path = pty_pair
+    plate = ForcePlate(path, wii, first_frame_timeout_s=0.2)
+    with pytest.raises(DeviceError, match=rf"no data from serial port '{path}' within 0.2 s"):
+        plate.open()
+    plate.close()  # idempotent after a failed open
+    assert plate.state is PlateState.CLOSED
