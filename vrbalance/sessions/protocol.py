@@ -82,7 +82,8 @@ class Trial:
     director : bool
         Whether the director adapts difficulty after this trial.
     level : int or None
-        Difficulty level to start from; ``None`` keeps the director's.
+        Difficulty level (1 = the ladder's easiest) for this trial; ``None``
+        (``level`` absent or 0 in the file) lets the director choose.
     task : str
         ``quiet``, ``weight_shift``, ``step_up``, ``walk`` or ``reach``.
     assessment : str
@@ -194,7 +195,7 @@ def _read_trial(fields: Fields) -> list[Trial]:
     surface = fields.string("surface", default="firm", options=SURFACES)
     surround = fields.string("surround", default="fixed", options=SURROUNDS)
     director = fields.boolean("director", default=False)
-    level = fields.integer("level", default=-1, min_value=-1, max_value=100)
+    level = fields.integer("level", default=0, min_value=0, max_value=100)
     task = fields.string("task", default="quiet", options=TASKS)
     assessment = fields.string("assessment", default="none", options=ASSESSMENTS)
     condition = fields.integer("condition", default=0, min_value=0, max_value=6)
@@ -233,7 +234,7 @@ def _read_trial(fields: Fields) -> list[Trial]:
         surface=surface,
         surround=surround,
         director=director,
-        level=None if level < 0 else level,
+        level=None if level == 0 else level,
         task=task,
         assessment=assessment,
         condition=condition,

@@ -119,8 +119,11 @@ STATE_COLUMNS: tuple[str, ...] = (
     "head_age_s",
     "plate_age_s",
     "sway_angle_ap_rad",
+    "com_source",
     "level",
     "response",
+    "plate_status",
+    "estop",
 )
 EVENT_COLUMNS: tuple[str, ...] = (
     "t_s",
@@ -230,8 +233,20 @@ def head_row(tick: int, trial: int, pose: HeadPose) -> list[str]:
     ]
 
 
-def state_row(trial: int, state: BalanceState, level: int | None, response: str) -> list[str]:
-    """Format one balance state (plus level and safety response) as a ``state.csv`` row."""
+def state_row(
+    trial: int,
+    state: BalanceState,
+    level: int | None,
+    response: str,
+    plate_status: str = "",
+    estop: bool = False,
+) -> list[str]:
+    """Format one balance state plus the tick's context as a ``state.csv`` row.
+
+    The context is what the safety monitor was told besides the state (plate
+    status, emergency stop) and what the world showed (difficulty level), so
+    a replay can hand the monitor exactly the same inputs.
+    """
     head = state.head_position_m
     return [
         str(state.tick),
@@ -250,8 +265,11 @@ def state_row(trial: int, state: BalanceState, level: int | None, response: str)
         _num(state.head_age_s),
         _num(state.plate_age_s),
         _num(state.sway_angle_ap_rad),
+        getattr(state, "com_source", None) or "",
         _num(level),
         response,
+        plate_status,
+        "1" if estop else "0",
     ]
 
 
@@ -497,10 +515,17 @@ class SessionRecorder:
             self._queue.put(("head", tick, trial, pose))
 
     def state(
-        self, trial: int, state: BalanceState, *, level: int | None = None, response: str = ""
+        self,
+        trial: int,
+        state: BalanceState,
+        *,
+        level: int | None = None,
+        response: str = "",
+        plate_status: str = "",
+        estop: bool = False,
     ) -> None:
-        """Queue one balance state with the difficulty level and safety response name."""
-        self._queue.put(("state", trial, state, level, response))
+        """Queue one balance state with its tick's level, safety response and status."""
+        self._queue.put(("state", trial, state, level, response, plate_status, estop))
 
     def event(self, trial: int, event: Event) -> None:
         """Queue one event."""
@@ -519,7 +544,7 @@ class SessionRecorder:
         if stream == "head":
             return stream, head_row(item[1], item[2], item[3])
         if stream == "state":
-            return stream, state_row(item[1], item[2], item[3], item[4])
+            return stream, state_row(item[1], item[2], item[3], item[4], item[5], item[6])
         if stream == "events":
             return stream, event_row(item[1], item[2])
         row = item[1]
@@ -677,6 +702,7 @@ def state_from_row(row: Mapping[str, str]) -> BalanceState:
         "head_age_s": f("head_age_s"),
         "plate_age_s": f("plate_age_s"),
         "sway_angle_ap_rad": f("sway_angle_ap_rad"),
+        "com_source": row.get("com_source") or None,
     }
     known = {f.name for f in dataclass_fields(BalanceState)}
     return BalanceState(**{k: v for k, v in kwargs.items() if k in known})

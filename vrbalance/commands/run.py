@@ -1,0 +1,175 @@
+"""``vrbalance run``: run a protocol for a patient, record it, file it in the database."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="run a session protocol for a patient (recorded, then filed in the database)",
+        description=(
+            "Run a protocol (baseline first) for a patient: every trial on the balance loop with "
+            "the safety monitor every tick and the director between trials; every sample and "
+            "event is recorded to the patient's session folder as it happens, and the session "
+            "is filed in the database at the end. --simulate uses the simulated patient (pty "
+            "plate + scripted head); --seconds-scale 0.1 shortens every trial for quick checks."
+        ),
+    )
+    parser.add_argument(
+        "--patient", required=True, metavar="ID", help="patient id (see `vrbalance patient`)"
+    )
+    parser.add_argument(
+        "--protocol",
+        required=True,
+        metavar="NAME",
+        help="shipped protocol name (baseline, mctsib, sot, los, ...) or a .toml path",
+    )
+    parser.add_argument(
+        "--simulate",
+        action="store_true",
+        help="simulated patient: simulated plate on a pty + scripted head",
+    )
+    parser.add_argument(
+        "--sim-script",
+        default="",
+        metavar="EVENTS",
+        help="extra simulator events for every trial, e.g. 'fall@2s'",
+    )
+    parser.add_argument("--port", help="serial port of a real plate (without --simulate)")
+    parser.add_argument(
+        "--plate", default="wii-balance-board", help="plate id (default %(default)s)"
+    )
+    parser.add_argument("--offscreen", action="store_true", help="render offscreen (no window)")
+    parser.add_argument(
+        "--no-render",
+        action="store_true",
+        help="do not render at all (balance loop, safety and recording only)",
+    )
+    parser.add_argument(
+        "--fps",
+        type=float,
+        default=15.0,
+        help="render frame rate while the loop runs (default %(default)s)",
+    )
+    parser.add_argument(
+        "--seconds-scale",
+        type=float,
+        default=1.0,
+        metavar="F",
+        help="multiply every trial duration by F in (0, 1] (CI: 0.1)",
+    )
+    parser.add_argument("--rate", type=float, default=250.0, help="balance-loop rate in Hz")
+    parser.add_argument("--seed", type=int, default=0, help="seed of director and simulation")
+    parser.add_argument(
+        "--no-baseline",
+        action="store_true",
+        help="do not prepend the baseline trial (not recommended)",
+    )
+    parser.add_argument(
+        "--db",
+        metavar="PATH",
+        help="database file (default $VRBALANCE_DB or "
+        "the data folder's; the data folder is $VRBALANCE_DATA)",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from vrbalance.clock import MonotonicClock
+    from vrbalance.config.check import check_number
+    from vrbalance.errors import ConfigError
+    from vrbalance.sessions.paths import db_path, sessions_root
+    from vrbalance.sessions.protocol import load_protocol
+    from vrbalance.sessions.runner import (
+        ProgressBar,
+        SerialDevices,
+        SessionRunner,
+        SimulatedDevices,
+        check_patient_id,
+        new_session_folder,
+    )
+    from vrbalance.sessions.store import Patient, Store, StoreError, import_session
+
+    check_patient_id(args.patient)
+    check_number(args.rate, "--rate", min_value=10.0, max_value=2000.0)
+    check_number(args.fps, "--fps", min_value=1.0, max_value=120.0)
+    protocol = load_protocol(
+        args.protocol, with_baseline=not args.no_baseline, seconds_scale=args.seconds_scale
+    )
+    path = db_path(args.db)
+    try:
+        with Store(path) as store:
+            patient = store.patient(args.patient)
+    except StoreError as exc:
+        if str(exc).startswith("no patient"):
+            raise
+        # Never lose a session to the database: record now, import later.
+        print(f"vrbalance run: warning: {exc}; recording anyway (import it later)", file=sys.stderr)
+        patient = Patient(args.patient)
+    clock = MonotonicClock()
+    if args.simulate:
+        from vrbalance.balance.geometry import Body
+
+        body = Body(
+            height_m=float(patient.height_m or 1.70),
+            mass_kg=patient.mass_kg,
+            foot_length_m=patient.foot_length_m,
+        )
+        devices = SimulatedDevices(
+            args.plate, body, clock, seed=args.seed, extra_script=args.sim_script
+        )
+    elif args.port:
+        devices = SerialDevices(args.plate, args.port, clock)
+    else:
+        raise ConfigError("vrbalance run: give --port PORT for a real plate, or --simulate")
+    world = None
+    if not args.no_render:
+        from vrbalance.sessions.world import open_world
+
+        world = open_world(offscreen=args.offscreen)
+    session_id, folder = new_session_folder(sessions_root(), args.patient, protocol.name)
+    total = protocol.duration_s
+    print(
+        f"session {session_id}: {protocol.title}, {len(protocol.trials)} trials, "
+        f"{total:.0f} s planned -> {folder}"
+    )
+    runner = SessionRunner(
+        protocol,
+        patient,
+        folder=folder,
+        session_id=session_id,
+        devices=devices,
+        clock=clock,
+        world=world,
+        rate_hz=args.rate,
+        seed=args.seed,
+        render_fps=args.fps,
+        metadata={
+            "simulated": bool(args.simulate),
+            "seconds_scale": args.seconds_scale,
+            "sim_script": args.sim_script,
+        },
+        echo=print,
+        progress=ProgressBar(),
+    )
+    result = runner.run()
+    try:
+        with Store(path) as store:
+            import_session(store, folder)
+    except StoreError as exc:
+        print(
+            f"vrbalance run: warning: session kept in {folder} but not filed: {exc}\n"
+            f"  file it later with: vrbalance patient import {folder}",
+            file=sys.stderr,
+        )
+        print(f"session {session_id} ended: {result.end_reason.value} (not in the database)")
+        return 1
+    print(f"session {session_id} ended: {result.end_reason.value}; filed in {path}")
+    print(f"report: vrbalance report {folder}")
+    return 0

@@ -1,0 +1,925 @@
+"""Run a protocol: trials in order, balance loop per trial, everything recorded.
+
+For each trial the runner
+
+1. picks the difficulty level (the protocol's, or the director's staircase),
+   opens the devices (the simulated patient per trial with ``--simulate``)
+   and tells the world which scene, level and visual condition to show;
+2. runs the balance loop (:class:`~vrbalance.realtime.loop.FixedRateLoop`) at
+   ``rate_hz``: each tick drains the plate, takes the newest head pose, updates
+   the :class:`~vrbalance.balance.estimator.BalanceEstimator`, asks the
+   :class:`~vrbalance.director.monitor.SafetyMonitor` for a verdict in the same
+   tick, queues every sample, state and event to the recorder (never blocks),
+   publishes the latest (state, verdict) for the world, and reads the operator's
+   commands;
+3. ends the trial with an :class:`EndReason`, writes its ``trials.csv`` row
+   and lets the director adapt the next level from the outcome.
+
+The operator's controls (:class:`Command`: pause, resume, skip, repeat, stop,
+emergency stop) arrive through :class:`OperatorControls`, a thread-safe
+queue that the overlay, the command line and tests all use.
+
+The recording folder is the source of truth: the database rows are written at
+the end from it (:func:`vrbalance.sessions.store.import_session`), and if the
+database is unavailable the session is kept and can be imported later.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import math
+import queue
+import re
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol, TextIO
+
+from vrbalance.balance.state import BalanceState
+from vrbalance.clock import Clock
+from vrbalance.errors import ConfigError, DeviceError, VrBalanceError
+from vrbalance.events import Event
+from vrbalance.samples import HeadPose, PlateFrame
+from vrbalance.sessions.protocol import Protocol as SessionProtocol
+from vrbalance.sessions.protocol import Trial
+from vrbalance.sessions.recorder import SessionRecorder, software_info
+from vrbalance.sessions.sim import SimulatedHead, trial_script
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RATE_HZ = 250.0
+PATIENT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class EndReason(enum.Enum):
+    """Why a trial or a session ended (never a bare "done")."""
+
+    COMPLETED = "completed"
+    TIME_LIMIT = "time_limit"
+    SAFETY_STOP = "safety_stop"
+    OPERATOR_ABORT = "operator_abort"
+    DEVICE_LOST = "device_lost"
+
+
+class Command(enum.Enum):
+    """What the operator can ask for during a session."""
+
+    PAUSE = "pause"
+    RESUME = "resume"
+    SKIP = "skip"
+    REPEAT = "repeat"
+    STOP = "stop"
+    EMERGENCY_STOP = "emergency_stop"
+
+
+class OperatorControls:
+    """A thread-safe queue of operator commands, read by the balance loop each tick.
+
+    The overlay's buttons, a keyboard handler and tests call :meth:`send`;
+    ``at_s`` lets a test schedule a command on the session clock (the loop
+    applies it at the first tick at or after that time, trial-relative).
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[tuple[Command, float | None, int | None]] = (
+            queue.SimpleQueue()
+        )
+        self._scheduled: list[tuple[Command, float, int | None]] = []
+
+    def send(
+        self, command: Command, *, at_trial_s: float | None = None, trial: int | None = None
+    ) -> None:
+        """Queue ``command`` now, or at ``at_trial_s`` into trial ``trial`` (tests, scripts)."""
+        if not isinstance(command, Command):
+            raise TypeError(f"command: expected Command, got {command!r}")
+        self._queue.put((command, at_trial_s, trial))
+
+    def due(self, trial: int, trial_elapsed_s: float) -> list[Command]:
+        """Commands to apply now (called by the loop once per tick)."""
+        while True:
+            try:
+                cmd, at_s, for_trial = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if at_s is None:
+                self._scheduled.append((cmd, -math.inf, None))
+            else:
+                self._scheduled.append((cmd, at_s, for_trial))
+        if not self._scheduled:
+            return []
+        now = [
+            c
+            for c, at, tr in self._scheduled
+            if (tr is None or tr == trial) and at <= trial_elapsed_s
+        ]
+        if now:
+            self._scheduled = [
+                (c, at, tr)
+                for c, at, tr in self._scheduled
+                if not ((tr is None or tr == trial) and at <= trial_elapsed_s)
+            ]
+        return now
+
+
+# --------------------------------------------------------------------------- seams
+
+
+class PlateSource(Protocol):
+    """What the runner needs of a plate (:class:`~vrbalance.devices.driver.ForcePlate`)."""
+
+    def drain(self) -> list[PlateFrame]: ...
+
+    def drain_events(self) -> list[Event]: ...
+
+
+class HeadSource(Protocol):
+    """A head-pose source: the newest pose, or ``None`` (no headset yet)."""
+
+    def pose(self) -> HeadPose | None: ...
+
+
+class Devices(Protocol):
+    """Opens the plate and head for one trial and closes them after it."""
+
+    plate_id: str
+
+    def open_trial(
+        self, index: int, trial: Trial
+    ) -> tuple[PlateSource | None, HeadSource | None]: ...
+
+    def close_trial(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class World(Protocol):
+    """What the runner needs of the world (offscreen, window or headset)."""
+
+    def begin_trial(self, trial: Trial, level: int) -> None: ...
+
+    def frame(self, state: BalanceState | None, calm: bool, surround_pitch_rad: float) -> None: ...
+
+    def end_trial(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class SimulatedDevices:
+    """The simulated patient: a pty plate server + the real driver + its head, per trial.
+
+    Parameters
+    ----------
+    plate_id : str
+        A shipped plate id.
+    body : Body
+        The patient's dimensions (the simulated person gets the same).
+    clock : Clock
+    seed : int
+        Keyword-only; trial ``i`` uses ``seed + i``.
+    extra_script : str
+        Added to every trial's script (e.g. ``"fall@2s"``).
+    """
+
+    def __init__(
+        self, plate_id: str, body: Any, clock: Clock, *, seed: int, extra_script: str = ""
+    ) -> None:
+        from vrbalance.config.plates import load_plate
+
+        self.plate_id = plate_id
+        self.plate = load_plate(plate_id)
+        self._body = body
+        self._clock = clock
+        self._seed = seed
+        self._extra = extra_script
+        self._server: Any = None
+        self._driver: Any = None
+
+    def open_trial(self, index: int, trial: Trial) -> tuple[PlateSource, HeadSource]:
+        from vrbalance.devices.driver import ForcePlate
+        from vrbalance.devices.pty_server import SimulatedPlateServer
+        from vrbalance.devices.simulator import PersonParams
+
+        person = PersonParams(
+            mass_kg=float(self._body.mass_kg or 70.0), height_m=float(self._body.height_m)
+        )
+        script = trial_script(trial, person.com_height_m, self._extra)
+        if trial.surface == "foam" or trial.eyes == "closed":
+            # Foam and no vision: more sway (about 1.5-2x the BDS firm/open values).
+            person = PersonParams(
+                mass_kg=person.mass_kg, height_m=person.height_m, noise_torque_nm=(0.8, 1.2)
+            )
+        self._server = SimulatedPlateServer(
+            self.plate, script=script, seed=self._seed + index, clock=self._clock, person=person
+        ).start()
+        try:
+            self._driver = ForcePlate(self._server.port_path, self.plate, clock=self._clock).open()
+        except VrBalanceError:
+            self._server.stop()
+            raise
+        head = SimulatedHead(self._server.signal, self._body, self._clock)
+        return self._driver, head
+
+    def close_trial(self) -> None:
+        if self._driver is not None:
+            self._driver.close()
+            self._driver = None
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def close(self) -> None:
+        self.close_trial()
+
+
+class SerialDevices:
+    """A real plate on a serial port for the whole session (no headset pose yet)."""
+
+    def __init__(self, plate_id: str, port: str, clock: Clock) -> None:
+        from vrbalance.config.plates import load_plate
+
+        self.plate_id = plate_id
+        self.plate = load_plate(plate_id)
+        self._port = port
+        self._clock = clock
+        self._driver: Any = None
+
+    def open_trial(self, index: int, trial: Trial) -> tuple[PlateSource, HeadSource | None]:
+        from vrbalance.devices.driver import ForcePlate
+
+        if self._driver is None:
+            self._driver = ForcePlate(self._port, self.plate, clock=self._clock).open()
+        return self._driver, None
+
+    def close_trial(self) -> None:
+        return None
+
+    def close(self) -> None:
+        if self._driver is not None:
+            self._driver.close()
+            self._driver = None
+
+
+class NullWorld:
+    """No rendering (``--no-render``): the balance loop runs alone."""
+
+    def begin_trial(self, trial: Trial, level: int) -> None:
+        return None
+
+    def frame(self, state: BalanceState | None, calm: bool, surround_pitch_rad: float) -> None:
+        return None
+
+    def end_trial(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True, slots=True)
+class TrialResult:
+    """How one trial went.
+
+    Attributes
+    ----------
+    index : int
+        Position in the session (repeats get a new index).
+    trial : Trial
+        What was planned (durations already scaled).
+    level : int
+        Difficulty level shown.
+    end_reason : EndReason
+    start_t_s, end_t_s : float
+        First and last tick time on the session clock, in s.
+    mean_velocity_mps : float or None
+        CoP mean velocity (quick look; the report recomputes from the file).
+    min_margin_m : float or None
+        Smallest XCoM margin, m.
+    safety_triggered : bool
+        The monitor calmed the world or stopped the trial.
+    """
+
+    index: int
+    trial: Trial
+    level: int
+    end_reason: EndReason
+    start_t_s: float
+    end_t_s: float
+    mean_velocity_mps: float | None
+    min_margin_m: float | None
+    safety_triggered: bool
+
+    def row(self) -> dict[str, object]:
+        """The ``trials.csv`` row."""
+        t = self.trial
+        return {
+            "trial": self.index,
+            "name": t.name,
+            "kind": t.kind,
+            "scene": t.scene,
+            "stance": t.stance,
+            "eyes": t.eyes,
+            "surface": t.surface,
+            "surround": t.surround,
+            "assessment": t.assessment,
+            "condition": t.condition,
+            "level": self.level,
+            "planned_s": t.duration_s,
+            "start_t_s": self.start_t_s,
+            "end_t_s": self.end_t_s,
+            "end_reason": self.end_reason.value,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SessionResult:
+    """What ``run`` produced.
+
+    Attributes
+    ----------
+    session_id : str
+    folder : Path
+        The recording (source of truth).
+    end_reason : EndReason
+    trials : tuple of TrialResult
+    db_error : str or None
+        Why the database rows could not be written (the recording is kept).
+    """
+
+    session_id: str
+    folder: Path
+    end_reason: EndReason
+    trials: tuple[TrialResult, ...]
+    db_error: str | None = None
+
+
+# --------------------------------------------------------------------------- progress
+
+
+class ProgressBar:
+    """A one-line stderr progress bar (no dependency), redrawn at most 5 times a second."""
+
+    def __init__(self, stream: TextIO | None = None, width: int = 30) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.width = width
+        self._last_draw_s = -math.inf
+        self.enabled = bool(getattr(self.stream, "isatty", lambda: False)())
+
+    def update(self, label: str, fraction: float, now_s: float, *, force: bool = False) -> None:
+        if not self.enabled or (not force and now_s - self._last_draw_s < 0.2):
+            return
+        self._last_draw_s = now_s
+        f = min(max(fraction, 0.0), 1.0)
+        filled = round(f * self.width)
+        bar = "#" * filled + "-" * (self.width - filled)
+        self.stream.write(f"\r  [{bar}] {100 * f:5.1f}% {label[:40]:<40}")
+        self.stream.flush()
+
+    def done(self) -> None:
+        if self.enabled:
+            self.stream.write("\r" + " " * (self.width + 56) + "\r")
+            self.stream.flush()
+
+
+# --------------------------------------------------------------------------- runner
+
+
+@dataclass
+class _TrialRun:
+    """Mutable per-trial bookkeeping of the loop (owned by the loop thread)."""
+
+    index: int
+    trial: Trial
+    level: int
+    t0_s: float | None = None
+    last_t_s: float = 0.0
+    paused: bool = False
+    paused_total_s: float = 0.0
+    paused_since_s: float | None = None
+    estop: bool = False
+    end: EndReason | None = None
+    repeat: bool = False
+    stop_session: bool = False
+    safety_triggered: bool = False
+    director_lowered: bool = False
+    next_cue: int = 0
+    cop: list[tuple[float, float]] = field(default_factory=list)
+    min_margin_m: float = math.inf
+
+
+_DEVICE_CAUSES = {"plate_lost", "head_lost", "headset_lost"}
+_TIME_CAUSES = {"trial_time_limit", "session_time_limit"}
+
+
+class SessionRunner:
+    """Runs one protocol for one patient into one recording folder.
+
+    Parameters
+    ----------
+    protocol : Protocol
+        Already loaded (baseline first, durations scaled).
+    patient : Patient
+        The patient record (body dimensions, envelope).
+    folder : Path
+        The new session folder.
+    session_id : str
+    devices : Devices
+        Plate and head per trial.
+    clock : Clock
+        The session clock (the loop's, the devices').
+    world : World, optional
+        Default :class:`NullWorld`.
+    controls : OperatorControls, optional
+    rate_hz : float
+        Balance-loop rate.
+    seed : int
+        Keyword-only; the director's seed (and the simulated patient's).
+    render_fps : float
+        Frames per second the main thread draws while the loop runs.
+    metadata : Mapping, optional
+        Extra sidecar entries (``simulated``, ``seconds_scale``...).
+    echo : callable, optional
+        Where progress lines go (default: nowhere).
+    """
+
+    def __init__(
+        self,
+        protocol: SessionProtocol,
+        patient: Any,
+        *,
+        folder: Path,
+        session_id: str,
+        devices: Devices,
+        clock: Clock,
+        world: World | None = None,
+        controls: OperatorControls | None = None,
+        rate_hz: float = DEFAULT_RATE_HZ,
+        seed: int = 0,
+        render_fps: float = 15.0,
+        metadata: Mapping[str, Any] | None = None,
+        echo: Callable[[str], None] | None = None,
+        progress: ProgressBar | None = None,
+    ) -> None:
+        from vrbalance.balance.geometry import Body
+        from vrbalance.config.plates import DEFAULT_FOOT_TEMPLATE, load_foot_template
+        from vrbalance.director.envelope import SafetyEnvelope
+
+        self.protocol = protocol
+        self.patient = patient
+        self.folder = Path(folder)
+        self.session_id = session_id
+        self.devices = devices
+        self.clock = clock
+        self.world = world if world is not None else NullWorld()
+        self.controls = controls if controls is not None else OperatorControls()
+        self.rate_hz = float(rate_hz)
+        self.seed = int(seed)
+        self.render_fps = float(render_fps)
+        self.echo = echo or (lambda _line: None)
+        self.progress = progress
+        self.body = Body(
+            height_m=float(patient.height_m or 1.70),
+            mass_kg=patient.mass_kg,
+            foot_length_m=patient.foot_length_m,
+        )
+        self.foot_template_id = DEFAULT_FOOT_TEMPLATE
+        self.template = load_foot_template(self.foot_template_id)
+        env = dict(patient.envelope or {})
+        self.envelope = (
+            SafetyEnvelope.from_dict(env, where=f"patient {patient.id} envelope")
+            if env
+            else SafetyEnvelope()
+        )
+        self.metadata = dict(metadata or {})
+        self.director: Any = None
+        self._director_scenes: set[str] = set()
+        self._latest: tuple[BalanceState | None, bool, float] = (None, False, 0.0)
+        self._make_director()
+
+    # -- setup ---------------------------------------------------------------
+
+    def _make_director(self) -> None:
+        try:
+            from vrbalance.config.scenes import available_scenes, load_scene
+            from vrbalance.director.director import Director, ladders_from_scenes
+        except ImportError as exc:  # the director is optional: levels stay as planned
+            log.warning("no director available (%s): levels stay as the protocol says", exc)
+            return
+        wanted = {t.scene for t in self.protocol.trials if t.director}
+        names = [s for s in available_scenes() if s in wanted]
+        if not names:
+            return
+        self.director = Director(ladders_from_scenes([load_scene(n) for n in names]), self.envelope)
+        self._director_scenes = set(names)
+
+    def _sidecar(self, origin_s: float) -> dict[str, Any]:
+        b = self.body
+        return {
+            "session_id": self.session_id,
+            "patient_id": self.patient.id,
+            "patient": self.patient.to_dict(),
+            "protocol": {
+                "name": self.protocol.name,
+                "title": self.protocol.title,
+                "source": self.protocol.source,
+                "trials": [asdict(t) for t in self.protocol.trials],
+            },
+            "rate_hz": self.rate_hz,
+            "clock_origin_s": origin_s,
+            "seed": self.seed,
+            "plate": {"id": self.devices.plate_id},
+            "foot_template": self.foot_template_id,
+            "body": {
+                "height_m": b.height_m,
+                "mass_kg": b.mass_kg,
+                "foot_length_m": b.foot_length_m,
+                "foot_width_m": b.foot_width_m,
+                "com_height_m": b.com_height_m,
+                "eye_height_m": b.eye_height_m,
+                "ankle_height_m": b.ankle_height_m,
+            },
+            "envelope": self.envelope.to_dict(),
+            "software": software_info(),
+            **self.metadata,
+        }
+
+    # -- the session -----------------------------------------------------------
+
+    def run(self) -> SessionResult:
+        """Run every trial; returns when the protocol ends or is stopped.
+
+        Raises
+        ------
+        RecordingError
+            If the recording could not be written (the folder keeps what was).
+        """
+        from vrbalance.director.monitor import SafetyMonitor
+
+        origin_s = self.clock.now_s()
+        self.session_t0_s = origin_s
+        monitor = SafetyMonitor(self.envelope)
+        recorder = SessionRecorder(self.folder, self._sidecar(origin_s))
+        recorder.start()
+        results: list[TrialResult] = []
+        session_end = EndReason.COMPLETED
+        status = "complete"
+        if self.director is not None:
+            for ev in self.director.reset(seed=self.seed, options={"t_s": origin_s}):
+                recorder.event(-1, ev)
+        pending = list(self.protocol.trials)
+        index = 0
+        try:
+            while pending:
+                trial = pending.pop(0)
+                result, run = self._run_trial(index, trial, monitor, recorder)
+                results.append(result)
+                recorder.trial_finished(result.row())
+                self._after_trial(index, result, recorder)
+                self.echo(
+                    f"[{index + 1}] {trial.name}: {result.end_reason.value}"
+                    f" (level {result.level}"
+                    + (
+                        f", sway {result.mean_velocity_mps * 1000:.1f} mm/s"
+                        if result.mean_velocity_mps is not None
+                        else ""
+                    )
+                    + ")"
+                )
+                index += 1
+                if run.repeat:
+                    pending.insert(0, trial)
+                if run.stop_session:
+                    session_end = EndReason.OPERATOR_ABORT
+                    break
+                if result.end_reason is EndReason.DEVICE_LOST:
+                    session_end = EndReason.DEVICE_LOST
+                    break
+                if (
+                    result.end_reason is EndReason.TIME_LIMIT
+                    and result.end_t_s - origin_s >= self.envelope.max_session_s
+                ):
+                    session_end = EndReason.TIME_LIMIT
+                    break
+        except BaseException:
+            status = "failed"
+            raise
+        finally:
+            self.devices.close()
+            self.world.close()
+            end_t = self.clock.now_s()
+            recorder.event(
+                -1,
+                Event(
+                    end_t,
+                    "session",
+                    "session_end",
+                    f"session ended: {session_end.value}",
+                    values={"end_reason": session_end.value},
+                ),
+            )
+            recorder.close(
+                status=status,
+                end_reason=session_end.value,
+                trials=[r.row() for r in results],
+            )
+        return SessionResult(self.session_id, self.folder, session_end, tuple(results))
+
+    def _level_for(self, trial: Trial) -> int:
+        if trial.director and self.director is not None and trial.scene in self._director_scenes:
+            try:
+                return int(self.director.next_trial(trial.scene).level)
+            except ConfigError as exc:
+                log.warning("%s", exc)
+        return trial.level or 1
+
+    def _run_trial(
+        self, index: int, trial: Trial, monitor: Any, recorder: SessionRecorder
+    ) -> tuple[TrialResult, _TrialRun]:
+        from vrbalance.balance.estimator import BalanceEstimator
+        from vrbalance.balance.stance import make_stance
+        from vrbalance.realtime.loop import FixedRateLoop
+
+        level = self._level_for(trial)
+        run = _TrialRun(index=index, trial=trial, level=level)
+        stance = make_stance(trial.stance, self.body, self.template)
+        try:
+            plate, head = self.devices.open_trial(index, trial)
+        except (DeviceError, OSError) as exc:
+            t = self.clock.now_s()
+            recorder.event(index, Event(t, "device", "device_open_failed", str(exc), "alarm"))
+            self.echo(f"[{index + 1}] {trial.name}: device lost: {exc}")
+            return TrialResult(
+                index, trial, level, EndReason.DEVICE_LOST, t, t, None, None, False
+            ), run
+        plate_geometry = getattr(getattr(self.devices, "plate", None), "geometry", None)
+        estimator = BalanceEstimator(stance, self.body, plate_geometry)
+        monitor.request_reset()
+        self.world.begin_trial(trial, level)
+        loop_ref: list[Any] = []
+        step = self._make_step(run, estimator, monitor, recorder, plate, head, loop_ref)
+        loop = FixedRateLoop(
+            step, rate_hz=self.rate_hz, clock=self.clock, name=f"balance-loop:{index}"
+        )
+        loop_ref.append(loop)
+        recorder.event(
+            index,
+            Event(
+                self.clock.now_s(),
+                "session",
+                "trial_start",
+                f"trial {index + 1}: {trial.name} (level {level})",
+                values={
+                    "trial": index,
+                    "name": trial.name,
+                    "level": level,
+                    "scene": trial.scene,
+                    "stance": trial.stance,
+                },
+            ),
+        )
+        try:
+            if isinstance(self.world, NullWorld):
+                loop.run()
+            else:
+                loop.start()
+                period = 1.0 / max(self.render_fps, 1.0)
+                while not loop.join(timeout_s=period):
+                    state, calm, pitch = self._latest
+                    self.world.frame(state, calm, pitch)
+                loop.stop()
+        finally:
+            self.world.end_trial()
+            self.devices.close_trial()
+            if self.progress is not None:
+                self.progress.done()
+        end = run.end or EndReason.OPERATOR_ABORT
+        t0 = run.t0_s if run.t0_s is not None else run.last_t_s
+        vel = None
+        if len(run.cop) >= 16:
+            from vrbalance.balance.sway import sway_metrics
+
+            vel = sway_metrics(run.cop, self.rate_hz).mean_velocity_mps
+        margin = run.min_margin_m if math.isfinite(run.min_margin_m) else None
+        return TrialResult(
+            index, trial, level, end, t0, run.last_t_s, vel, margin, run.safety_triggered
+        ), run
+
+    def _make_step(
+        self,
+        run: _TrialRun,
+        estimator: Any,
+        monitor: Any,
+        recorder: SessionRecorder,
+        plate: PlateSource | None,
+        head: HeadSource | None,
+        loop_ref: list[Any],
+    ) -> Callable[[int, float], None]:
+        from vrbalance.director.monitor import MonitorStatus, PlateStatus
+        from vrbalance.sessions.assessments import los_directions_rad, los_target_distance_m
+
+        trial = run.trial
+        idx = run.index
+        head_expected = head is not None
+        sway_ref = trial.surround == "sway_referenced"
+        directions = los_directions_rad(trial.targets) if trial.assessment == "los" else []
+        plate_map = {
+            "streaming": PlateStatus.STREAMING,
+            "connecting": PlateStatus.STREAMING,
+            "stalled": PlateStatus.STALLED,
+            "lost": PlateStatus.LOST,
+            "closed": PlateStatus.LOST,
+        }
+
+        def stop(reason: EndReason) -> None:
+            if run.end is None:
+                run.end = reason
+            loop_ref[0].request_stop()
+
+        def step(_tick: int, t_s: float) -> None:
+            if run.t0_s is None:
+                run.t0_s = t_s
+            run.last_t_s = t_s
+            frames = plate.drain() if plate is not None else []
+            if plate is not None:
+                for ev in plate.drain_events():
+                    recorder.event(idx, ev)
+            pose = head.pose() if head is not None else None
+            state = estimator.update(t_s, frames, pose)
+            plate_state = getattr(getattr(plate, "state", None), "value", "none")
+            status = MonitorStatus(
+                plate=plate_map.get(plate_state, PlateStatus.NONE),
+                head_expected=head_expected,
+                emergency_stop=run.estop,
+                trial_elapsed_s=t_s - run.t0_s,
+                session_elapsed_s=t_s - self.session_t0_s,
+            )
+            verdict = monitor.step(state, status)
+            recorder.plate(state.tick, idx, frames)
+            recorder.head(state.tick, idx, pose)
+            recorder.state(
+                idx,
+                state,
+                level=run.level,
+                response=verdict.response.label,
+                plate_status=status.plate.value,
+                estop=run.estop,
+            )
+            for ev in verdict.events:
+                recorder.event(idx, ev)
+            if state.plate_loaded and state.cop_m is not None:
+                run.cop.append(state.cop_m)
+            if state.margin_xcom_m is not None and state.margin_xcom_m < run.min_margin_m:
+                run.min_margin_m = state.margin_xcom_m
+            pitch = (state.sway_angle_ap_rad or 0.0) if sway_ref else 0.0
+            self._latest = (state, verdict.calm or run.paused, pitch)
+            # Limits of Stability cues: one target every target_time_s.
+            elapsed = t_s - run.t0_s - run.paused_total_s
+            if (
+                directions
+                and run.next_cue < len(directions)
+                and elapsed >= run.next_cue * trial.target_time_s
+            ):
+                k = run.next_cue
+                d = directions[k]
+                recorder.event(
+                    idx,
+                    Event(
+                        t_s,
+                        "session",
+                        "los_target",
+                        f"target {k + 1}: {math.degrees(d):.0f} deg",
+                        values={
+                            "target": k + 1,
+                            "direction_rad": d,
+                            "distance_m": los_target_distance_m(d, self.body.pendulum_length_m),
+                        },
+                    ),
+                )
+                run.next_cue += 1
+            if verdict.calm and not run.safety_triggered:
+                run.safety_triggered = True
+                if (
+                    trial.director
+                    and self.director is not None
+                    and trial.scene in self._director_scenes
+                    and not run.director_lowered
+                ):
+                    run.director_lowered = True
+                    cause = verdict.cause.value if verdict.cause is not None else "safety"
+                    decision = self.director.on_safety(trial.scene, t_s=t_s, cause=cause)
+                    for ev in decision.events:
+                        recorder.event(idx, ev)
+            if verdict.stop_trial:
+                cause = verdict.cause.value if verdict.cause is not None else ""
+                if cause in _DEVICE_CAUSES:
+                    stop(EndReason.DEVICE_LOST)
+                elif cause in _TIME_CAUSES:
+                    stop(EndReason.TIME_LIMIT)
+                elif cause == "emergency_stop":
+                    stop(EndReason.OPERATOR_ABORT)
+                else:
+                    stop(EndReason.SAFETY_STOP)
+            for cmd in self.controls.due(idx, elapsed):
+                self._apply(cmd, run, t_s, recorder, stop)
+            if run.paused:
+                return
+            if elapsed >= trial.duration_s - 0.5 / self.rate_hz:
+                stop(EndReason.COMPLETED)
+            if self.progress is not None:
+                self.progress.update(f"{idx + 1}: {trial.name}", elapsed / trial.duration_s, t_s)
+
+        return step
+
+    def _apply(
+        self,
+        cmd: Command,
+        run: _TrialRun,
+        t_s: float,
+        recorder: SessionRecorder,
+        stop: Callable[[EndReason], None],
+    ) -> None:
+        message = {
+            Command.PAUSE: "operator paused the trial",
+            Command.RESUME: "operator resumed the trial",
+            Command.SKIP: "operator skipped the trial",
+            Command.REPEAT: "operator asked to repeat the trial",
+            Command.STOP: "operator stopped the session",
+            Command.EMERGENCY_STOP: "operator pressed the emergency stop",
+        }[cmd]
+        severity = "alarm" if cmd is Command.EMERGENCY_STOP else "info"
+        recorder.event(run.index, Event(t_s, "operator", cmd.value, message, severity))  # type: ignore[arg-type]
+        if cmd is Command.PAUSE and not run.paused:
+            run.paused = True
+            run.paused_since_s = t_s
+        elif cmd is Command.RESUME and run.paused:
+            run.paused = False
+            run.paused_total_s += t_s - (run.paused_since_s or t_s)
+            run.paused_since_s = None
+        elif cmd is Command.SKIP:
+            stop(EndReason.OPERATOR_ABORT)
+        elif cmd is Command.REPEAT:
+            run.repeat = True
+            stop(EndReason.OPERATOR_ABORT)
+        elif cmd is Command.STOP:
+            run.stop_session = True
+            stop(EndReason.OPERATOR_ABORT)
+        elif cmd is Command.EMERGENCY_STOP:
+            run.estop = True  # the monitor stops the trial in this same tick's successor
+
+    def _after_trial(self, index: int, result: TrialResult, recorder: SessionRecorder) -> None:
+        if self.director is None:
+            return
+        from vrbalance.director.director import Baseline, TrialOutcome
+
+        if index == 0 and result.end_reason is EndReason.COMPLETED:
+            vel, margin = result.mean_velocity_mps, result.min_margin_m
+            if vel and vel > 0 and margin and margin > 0:
+                recorder.event(
+                    index, self.director.set_baseline(Baseline(vel, margin), t_s=result.end_t_s)
+                )
+        trial = result.trial
+        if trial.director and trial.scene in self._director_scenes:
+            decision = self.director.step(
+                TrialOutcome(
+                    scene=trial.scene,
+                    level=result.level,
+                    t_s=result.end_t_s,
+                    mean_velocity_mps=result.mean_velocity_mps,
+                    min_margin_m=result.min_margin_m,
+                    safety_triggered=result.safety_triggered,
+                    completed=result.end_reason is EndReason.COMPLETED,
+                )
+            )
+            for ev in decision.events:
+                recorder.event(index, ev)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def check_patient_id(patient_id: str) -> str:
+    """Return ``patient_id`` if it is safe as a folder name, else raise naming it."""
+    if not isinstance(patient_id, str) or not PATIENT_ID_RE.match(patient_id):
+        raise ConfigError(
+            f"patient id {patient_id!r}: expected 1-64 letters, digits, '_', '.' or '-' "
+            "starting with a letter or digit (it names the patient's folder)"
+        )
+    return patient_id
+
+
+def new_session_folder(sessions_root: Path, patient_id: str, protocol: str) -> tuple[str, Path]:
+    """A fresh ``(session_id, folder)`` under ``sessions_root/patient_id``."""
+    check_patient_id(patient_id)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    base = f"{stamp}-{protocol}"
+    folder = sessions_root / patient_id / base
+    n = 1
+    while folder.exists():
+        n += 1
+        folder = sessions_root / patient_id / f"{base}-{n}"
+    return f"{patient_id}-{folder.name}", folder

@@ -1,0 +1,118 @@
+"""The simulated patient of ``vrbalance run --simulate``: plate, head and their script.
+
+``--simulate`` runs every trial on the project's own simulated person
+(:mod:`vrbalance.devices.simulator`) streaming through a pseudo-terminal
+(:class:`~vrbalance.devices.pty_server.SimulatedPlateServer`) into the real
+driver (:class:`~vrbalance.devices.driver.ForcePlate`), so a session in CI
+exercises the same bytes-to-BalanceState path as a clinic.
+
+The person does what each trial asks (:func:`trial_script`): it stands quietly,
+leans towards each Limits-of-Stability target shortly after the cue, shifts its
+weight at the trial's pace, and follows any extra script the caller adds
+(``fall@5s`` to exercise the safety stop). The head is the same person's: a
+:class:`SimulatedHead` reads the simulated pendulum's angle and places the
+eyes on it, so head-based and plate-based estimates agree as they would on a
+real patient.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from vrbalance.clock import Clock
+from vrbalance.samples import HeadPose
+from vrbalance.sessions.assessments import los_directions_rad, los_target_distance_m
+from vrbalance.sessions.protocol import Trial
+
+#: Reaction time of the simulated person to a Limits-of-Stability cue, in s
+#: (healthy adults: 0.5-0.9 s in NeuroCom's LOS; Clark et al. 1997).
+SIM_REACTION_S = 0.6
+#: How far the simulated person reaches towards a LoS target (fraction of it).
+SIM_LOS_REACH = 0.8
+#: Weight-shift amplitude of the simulated person, m (CoM offset).
+SIM_SHIFT_M = 0.05
+
+
+def trial_script(trial: Trial, com_height_m: float, extra: str = "") -> str:
+    """The simulator script (times from the trial's start) that performs ``trial``.
+
+    Parameters
+    ----------
+    trial : Trial
+        Already scaled to the durations that will run.
+    com_height_m : float
+        The simulated person's CoM height, for LoS target distances.
+    extra : str
+        More script items, e.g. ``"fall@5s"`` (see
+        :func:`vrbalance.devices.simulator.parse_script`).
+    """
+    items: list[str] = []
+    if trial.assessment == "los" and trial.targets:
+        ramp = min(1.0, 0.3 * trial.target_time_s)
+        hold = max(0.1, 0.35 * trial.target_time_s)
+        reaction = min(SIM_REACTION_S, 0.15 * trial.target_time_s)
+        for k, direction in enumerate(los_directions_rad(trial.targets)):
+            d = SIM_LOS_REACH * los_target_distance_m(direction, com_height_m)
+            t = k * trial.target_time_s + reaction
+            items.append(
+                f"lean@{t:.4f}s:x={d * math.sin(direction):.4f}:y={d * math.cos(direction):.4f}"
+                f":ramp={ramp:.4f}:hold={hold:.4f}"
+            )
+    elif trial.task in ("weight_shift", "step_up") and trial.pace_s > 0:
+        half = trial.pace_s / 2.0
+        sideways = trial.task == "step_up" or "side" in trial.name.lower()
+        n = int(trial.duration_s // half)
+        for k in range(n):
+            sign = 1.0 if k % 2 == 0 else -1.0
+            x, y = (sign * SIM_SHIFT_M, 0.0) if sideways else (0.0, sign * SIM_SHIFT_M)
+            items.append(
+                f"lean@{k * half:.4f}s:x={x:.4f}:y={y:.4f}:ramp={0.4 * half:.4f}"
+                f":hold={0.4 * half:.4f}"
+            )
+    if extra:
+        items.append(extra)
+    return ",".join(items)
+
+
+class SimulatedHead:
+    """Head poses of the simulated person standing on the simulated plate.
+
+    The eyes sit on the person's inverted pendulum: horizontal offset
+    ``lever·sin θ`` from the person's mean CoP, height ``ankle + lever·cos θ``
+    (θ per axis, ML and AP), with ``lever`` the ankle-to-eye distance.
+
+    Parameters
+    ----------
+    signal : PlateSignal
+        The simulator whose ``person`` is read (the server's thread advances it;
+        reading two floats is atomic enough for a stand-in).
+    body : Body
+        Eye and ankle heights.
+    clock : Clock
+        Stamps ``received_time_s``.
+    """
+
+    def __init__(self, signal: Any, body: Any, clock: Clock) -> None:
+        self._person = signal.person
+        self._clock = clock
+        self._ankle_m = float(body.ankle_height_m)
+        self._lever_m = float(body.eye_height_m) - self._ankle_m
+        params = getattr(self._person, "p", None)
+        self._centre = tuple(getattr(params, "stance_cop_m", (0.0, 0.0)))
+
+    def pose(self) -> HeadPose | None:
+        """The current head pose, or ``None`` without a simulated person."""
+        if self._person is None:
+            return None
+        theta_ml, theta_ap = (float(v) for v in self._person.theta)
+        lever = self._lever_m
+        return HeadPose(
+            device_time_s=None,
+            received_time_s=self._clock.now_s(),
+            position_m=(
+                self._centre[0] + lever * math.sin(theta_ml),
+                self._centre[1] + lever * math.sin(theta_ap),
+                self._ankle_m + lever * math.cos(theta_ml) * math.cos(theta_ap),
+            ),
+        )
