@@ -57,7 +57,7 @@ OUTPUTS: tuple[str, ...] = ("window", "offscreen", "xr")
 
 # --- tuning constants -------------------------------------------------------------
 #: Horizontal field of view of the desktop / offscreen camera, deg.
-DESKTOP_FOV_DEG = 80.0
+DESKTOP_FOV_DEG = 90.0
 #: Clip planes, m: near enough for a handrail at arm's length, far beyond the sky dome.
 NEAR_M = 0.05
 FAR_M = 1200.0
@@ -205,6 +205,8 @@ class WorldApp:
         self.title = title
         self.clock: Clock = clock or MonotonicClock()
         self.head_source: HeadPoseSource = head_source or FixedHeadSource()
+        # Without a real head, each scene's suggested gaze is used (stairs look down).
+        self._default_head = head_source is None
         self.state_source = state_source
         self.want_overlay = overlay
         self.state = AppState.CREATED
@@ -545,6 +547,9 @@ class WorldApp:
         scene.build(ctx)
         scene.apply_level(scene_def.level(level).values)
         self.scene = scene
+        if self._default_head:
+            pitch = float(getattr(cls, "default_gaze_pitch_deg", 0.0))
+            self.head_source = FixedHeadSource(pitch_deg=pitch)
         if self.calmed or self.paused or self.emergency_stopped:
             scene.calm()
         log.info(

@@ -201,6 +201,10 @@ class SceneBase(ABC):
             world    (offset back down: the scene's geometry goes under it)
     """
 
+    #: Gaze pitch (deg, negative = down) for a still screenshot/demo head, so the
+    #: interesting part is in view (stairs look down the flight). A constant.
+    default_gaze_pitch_deg: float = 0.0
+
     def __init__(self) -> None:
         self.name = type(self).__name__.removesuffix("Scene").lower()
         self.params: dict[str, float] = {}
