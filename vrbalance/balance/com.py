@@ -130,12 +130,14 @@ def equilibrium_score(
 class SmoothedDerivative:
     """Causal 2nd-order Butterworth low-pass of a 2-D signal and its derivative.
 
-    The filter is the continuous system ``x'' + √2·ωc·x' + ωc²·x = ωc²·u``
-    integrated with the trapezoidal rule over each step's actual ``dt``
-    (samples may arrive irregularly, as head poses do). Its state is the
-    filtered position and its time derivative, so the velocity is the
-    Butterworth-filtered finite difference without a separate differentiator.
-    The trapezoidal rule is A-stable: any ``dt`` is safe.
+    The filter is the continuous system ``x'' + √2·ωc·x' + ωc²·x = ωc²·u``,
+    advanced over each step's actual ``dt`` (samples may arrive irregularly,
+    as head poses do) by its exact solution for an input that varies linearly
+    between samples (first-order hold). Its state is the filtered position and
+    its time derivative, so the velocity is the Butterworth-filtered
+    derivative without a separate differentiator. The exact step is stable for
+    any ``dt``, and a ramp input gives exactly the ramp's slope as velocity
+    once the transient (time constant ``√2/ωc``) has decayed.
 
     Parameters
     ----------
@@ -146,7 +148,7 @@ class SmoothedDerivative:
         sample with zero velocity.
     """
 
-    __slots__ = ("_damp", "_last_t", "_max_gap", "_vx", "_vy", "_w2", "_x", "_y")
+    __slots__ = ("_lag", "_last_t", "_max_gap", "_sigma", "_state", "_ux", "_uy", "_w2", "_wd")
 
     def __init__(
         self, cutoff_hz: float = DEFAULT_VELOCITY_CUTOFF_HZ, *, max_gap_s: float = DEFAULT_MAX_GAP_S
@@ -157,15 +159,19 @@ class SmoothedDerivative:
             raise ValueError(f"max_gap_s: expected a positive time, got {max_gap_s!r}")
         wc = 2.0 * math.pi * cutoff_hz
         self._w2 = wc * wc
-        self._damp = math.sqrt(2.0) * wc
+        # Butterworth: damping ratio 1/√2, so decay rate and damped
+        # frequency are both ωc/√2; a ramp lags by 2ζ/ωc = √2/ωc.
+        self._sigma = wc / math.sqrt(2.0)
+        self._wd = wc / math.sqrt(2.0)
+        self._lag = math.sqrt(2.0) / wc
         self._max_gap = max_gap_s
-        self._last_t: float | None = None
-        self._x = self._y = self._vx = self._vy = 0.0
+        self.reset()
 
     def reset(self) -> None:
         """Forget the history; the next sample starts the filter afresh."""
-        self._last_t = None
-        self._x = self._y = self._vx = self._vy = 0.0
+        self._last_t: float | None = None
+        self._ux = self._uy = 0.0
+        self._state = (0.0, 0.0, 0.0, 0.0)
 
     @property
     def started(self) -> bool:
@@ -181,31 +187,32 @@ class SmoothedDerivative:
         last = self._last_t
         if last is None or abs(t_s - last) > self._max_gap:
             self._last_t = t_s
-            self._x, self._y, self._vx, self._vy = x, y, 0.0, 0.0
-            return x, y, 0.0, 0.0
+            self._ux, self._uy = x, y
+            self._state = (x, y, 0.0, 0.0)
+            return self._state
         dt = t_s - last
         if dt <= 0.0:
-            return self._x, self._y, self._vx, self._vy
+            return self._state
         self._last_t = t_s
-        # Trapezoidal step of s' = A s + B u with s = (p, v),
-        # A = [[0, 1], [-w2, -damp]], B = [0, w2]; the input is held over the
-        # step (u_k = u_{k+1} = new sample) so a step input never overshoots
-        # in the first step. Solve (I - h A) s1 = (I + h A) s0 + 2 h B u.
-        h = 0.5 * dt
-        w2 = self._w2
-        damp = self._damp
-        det = 1.0 + h * damp + h * h * w2
+        sigma, wd, w2, lag = self._sigma, self._wd, self._w2, self._lag
+        decay = math.exp(-sigma * dt)
+        c = decay * math.cos(wd * dt)
+        s = decay * math.sin(wd * dt) / wd
+        px, py, vx, vy = self._state
         out = []
-        for p0, v0, u in ((self._x, self._vx, x), (self._y, self._vy, y)):
-            r0 = p0 + h * v0
-            r1 = v0 + h * (-w2 * p0 - damp * v0) + 2.0 * h * w2 * u
-            # inverse of [[1, -h], [h w2, 1 + h damp]] is
-            # [[1 + h damp, h], [-h w2, 1]] / det
-            p1 = ((1.0 + h * damp) * r0 + h * r1) / det
-            v1 = (-h * w2 * r0 + r1) / det
-            out.append((p1, v1))
-        (self._x, self._vx), (self._y, self._vy) = out
-        return self._x, self._y, self._vx, self._vy
+        for p0, v0, u0, u1 in ((px, vx, self._ux, x), (py, vy, self._uy, y)):
+            slope = (u1 - u0) / dt
+            # Deviation from the ramp's particular solution (p = u - lag·slope,
+            # v = slope), which then decays as the homogeneous system does.
+            e0 = p0 - (u0 - lag * slope)
+            ev0 = v0 - slope
+            e1 = c * e0 + s * (ev0 + sigma * e0)
+            ev1 = c * ev0 - s * (sigma * ev0 + w2 * e0)
+            out.append((u1 - lag * slope + e1, slope + ev1))
+        self._ux, self._uy = x, y
+        (px, vx), (py, vy) = out
+        self._state = (px, py, vx, vy)
+        return self._state
 
 
 class HeadComEstimator:
