@@ -171,6 +171,27 @@ def test_cells_cop_stays_inside_the_cell_hull_for_nonnegative_forces(forces: np.
 
 @settings(max_examples=100, deadline=None)
 @given(
+    forces=arrays(np.float64, (7, 4), elements=st.floats(-50.0, 4.99)),
+    six=arrays(np.float64, (7, 6), elements=st.floats(-1000.0, 1000.0)),
+    min_load=st.floats(20.0, 100.0),
+)
+def test_cop_undefined_below_min_load_without_warnings(
+    forces: np.ndarray, six: np.ndarray, min_load: float
+) -> None:
+    six[:, 2] = np.minimum(six[:, 2], min_load * 0.999)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        # Underflow of subnormal inputs is harmless; a division by zero is not.
+        with np.errstate(divide="raise", invalid="raise", over="raise"):
+            rc = cop_cells(forces, WII_CELLS, min_load_n=min_load)  # sum < 20 N
+            r6 = cop_six_axis(six, min_load_n=min_load)
+    for r in (rc, r6):
+        assert not r.loaded.any()
+        assert np.isnan(r.cop_m).all()
+
+
+@settings(max_examples=100, deadline=None)
+@given(
     fz=st.floats(20.0, 3000.0),
     x=st.floats(-0.3, 0.3),
     y=st.floats(-0.3, 0.3),

@@ -10,9 +10,15 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy import stats
+from scipy import signal, stats
 
-from vrbalance.balance.sway import DEFAULT_LOWPASS_HZ, MIN_SAMPLES, SwayMetrics, sway_metrics
+from vrbalance.balance.sway import (
+    DEFAULT_LOWPASS_HZ,
+    MIN_SAMPLES,
+    SwayMetrics,
+    sway_metrics,
+    welch_psd,
+)
 
 RATE = 100.0
 
@@ -183,6 +189,18 @@ def test_rejects_nan_with_a_count() -> None:
 def test_short_signal_with_filter_still_works() -> None:
     m = sway_metrics(random_walk(MIN_SAMPLES), RATE, lowpass_hz=10.0)
     assert math.isfinite(m.path_length_m) and m.n_samples == MIN_SAMPLES
+
+
+@pytest.mark.parametrize("n", [16, 17, 101, 6000, 6001])
+def test_welch_matches_scipy(n: int) -> None:
+    x = random_walk(n, n).T.copy()
+    f_ref, p_ref = signal.welch(
+        x, fs=RATE, window="hann", nperseg=n // 2, noverlap=n // 4, nfft=n // 2,
+        detrend="constant", axis=1,
+    )  # fmt: skip
+    f, p = welch_psd(x, RATE, n // 2, n // 4)
+    np.testing.assert_array_equal(f, f_ref)
+    np.testing.assert_allclose(p, p_ref, rtol=1e-12, atol=1e-15 * p_ref.max())
 
 
 def test_result_is_frozen() -> None:

@@ -96,6 +96,52 @@ class SwayMetrics:
     lowpass_hz: float | None
 
 
+def welch_psd(
+    x: NDArray[np.float64], rate_hz: float, nperseg: int, noverlap: int
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """One-sided Welch PSD of the rows of ``x``: Hann window, constant detrend, mean.
+
+    Equal, to rounding, to ``scipy.signal.welch(x, fs=rate_hz, window="hann",
+    nperseg=nperseg, noverlap=noverlap, nfft=nperseg, detrend="constant",
+    axis=-1)`` (``scaling="density"``), about three times faster on long
+    signals because it skips the general short-time-FFT machinery.
+
+    Parameters
+    ----------
+    x : ndarray, shape (k, n)
+        Signals, one per row.
+    rate_hz : float
+        Sampling rate, Hz.
+    nperseg, noverlap : int
+        Segment length and overlap in samples (``0 <= noverlap < nperseg <= n``).
+
+    Returns
+    -------
+    f_hz : ndarray, shape (nperseg // 2 + 1,)
+    psd : ndarray, shape (k, nperseg // 2 + 1)
+        Power spectral density in units² / Hz.
+    """
+    n = x.shape[-1]
+    step = nperseg - noverlap
+    nseg = (n - nperseg) // step + 1
+    window = signal.get_window("hann", nperseg)  # periodic, as scipy's welch uses
+    # Strided view of the segments (no copy), then one buffer for the
+    # detrended, windowed segments: each pass over 1.8 M samples counts.
+    seg = np.lib.stride_tricks.sliding_window_view(x, nperseg, axis=-1)[:, ::step][:, :nseg]
+    buf = np.subtract(seg, seg.mean(axis=-1, keepdims=True))
+    buf *= window
+    spec = np.fft.rfft(buf, n=nperseg, axis=-1)
+    del buf
+    psd = np.square(np.abs(spec)).mean(axis=1)
+    psd *= 1.0 / (rate_hz * float(np.dot(window, window)))
+    # One-sided: double every bin but DC and (for even lengths) Nyquist.
+    if nperseg % 2:
+        psd[:, 1:] *= 2.0
+    else:
+        psd[:, 1:-1] *= 2.0
+    return np.fft.rfftfreq(nperseg, 1.0 / rate_hz), psd
+
+
 def _power_frequency(f: NDArray, p: NDArray, fraction: float) -> float:
     """Frequency under which ``fraction`` of the trapezoidal integral of p lies."""
     seg = 0.5 * (p[1:] + p[:-1]) * np.diff(f)
@@ -158,8 +204,10 @@ def sway_metrics(
             f"cop: {bad} of {n} samples are NaN or inf (unloaded plate?); "
             "cut the trajectory to its loaded part first"
         )
-    ml = xy[:, 0]
-    ap = xy[:, 1]
+    # Rows (ML, AP), contiguous: every later pass runs over unit-stride memory.
+    rows = np.ascontiguousarray(xy.T)
+    ml = rows[0]
+    ap = rows[1]
     if lowpass_hz is not None:
         if not (math.isfinite(lowpass_hz) and 0.0 < lowpass_hz < rate_hz / 2):
             raise ValueError(
@@ -168,7 +216,7 @@ def sway_metrics(
             )
         sos = signal.butter(LOWPASS_ORDER, lowpass_hz, btype="low", fs=rate_hz, output="sos")
         padlen = min(n - 1, 3 * (2 * len(sos) + 1))
-        filt = signal.sosfiltfilt(sos, np.stack([ml, ap]), axis=1, padlen=padlen)
+        filt = signal.sosfiltfilt(sos, rows, axis=1, padlen=padlen)
         ml, ap = filt[0], filt[1]
 
     ml0 = ml - ml.mean()
@@ -203,16 +251,7 @@ def sway_metrics(
 
     # Spectra: Welch, Hann, segments n//2, overlap n//4, FFT n//2, constant detrend.
     nperseg = n // 2
-    f, p = signal.welch(
-        np.stack([ap, ml]),
-        fs=rate_hz,
-        window="hann",
-        nperseg=nperseg,
-        noverlap=n // 4,
-        nfft=nperseg,
-        detrend="constant",
-        axis=1,
-    )
+    f, p = welch_psd(np.stack([ap, ml]), rate_hz, nperseg, n // 4)
     p_ap, p_ml = p[0], p[1]
     with np.errstate(divide="ignore", invalid="ignore"):
         mf_ap = float(np.trapezoid(f * p_ap, f) / np.trapezoid(p_ap, f))
