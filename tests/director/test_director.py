@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 
@@ -381,3 +382,28 @@ def test_ladders_from_shipped_scenes() -> None:
         top = d.max_level(s.name)
         assert 1 <= top <= s.n_levels
         assert level_violations(s.levels[top - 1].values, SafetyEnvelope()) == []
+
+
+def test_every_director_event_is_json_ready() -> None:
+    d = make()
+    events = list(d.reset(seed=5, options={"start_levels": {"park": 40}}))
+    events.append(d.set_baseline(BASE, t_s=0.5))
+    for i, ok in enumerate([True, True, True, False, True]):
+        events += d.step(outcome("park", d.level("park"), ok, t_s=float(i))).events
+    events += d.on_safety("park", t_s=9.0, cause="cop_jump").events
+    events += d.pin_level("crowd", 99, t_s=10.0).events
+    events.append(d.take_manual_control(t_s=11.0))
+    kinds = {e.kind for e in events}
+    assert {
+        "reset",
+        "level_clamped",
+        "baseline",
+        "trial_outcome",
+        "level_change",
+        "safety_deescalation",
+        "pin",
+        "manual_on",
+    } <= kinds
+    for e in events:
+        assert e.source == "director"
+        json.dumps(e.to_dict())

@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import tempfile
 from pathlib import Path
 
 import pytest
 import tomli_w
-from hypothesis import event, given, settings
+from hypothesis import assume, event, given, settings
 from hypothesis import strategies as st
 
 from vrbalance.director.envelope import (
@@ -219,7 +220,7 @@ def _some_fields(names: tuple[str, ...]) -> st.SearchStrategy:
     return st.lists(pair, max_size=3).map(dict)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(
     env_values=_some_fields(_ENV_FIELDS),
     mon_values=_some_fields(_MON_FIELDS),
@@ -230,11 +231,13 @@ def _some_fields(names: tuple[str, ...]) -> st.SearchStrategy:
             st.integers(0, 30),
             st.integers(0, 30),
             st.integers(0, 9),
+            st.integers(0, 9),
+            st.integers(0, 9),
             _any_number,
         ),
-        max_size=4,
+        max_size=3,
     ),
-    path=st.sampled_from(["kwargs", "dict", "replace"]),
+    path=st.sampled_from(["kwargs", "dict", "toml", "flags", "replace"]),
 )
 def test_no_constructed_envelope_exceeds_the_hard_caps(
     env_values: dict, mon_values: dict, levels: dict, path: str
@@ -244,13 +247,35 @@ def test_no_constructed_envelope_exceeds_the_hard_caps(
             env = SafetyEnvelope(
                 max_levels=levels, monitor=MonitorThresholds(**mon_values), **env_values
             )
-        elif path == "dict":
+        elif path in ("dict", "toml"):
             doc = {"levels": levels, "visual": {}, "time": {}, "monitor": mon_values}
             for name, value in env_values.items():
                 doc["time" if name in ("max_trial_s", "max_session_s", "min_rest_s") else "visual"][
                     name
                 ] = value
-            env = SafetyEnvelope.from_dict(doc, where="hyp.toml")
+            if path == "dict":
+                env = SafetyEnvelope.from_dict(doc, where="hyp.toml")
+            else:
+                try:
+                    text = tomli_w.dumps(doc)
+                except (TypeError, ValueError):
+                    assume(False)  # None cannot be written to TOML at all
+                with tempfile.TemporaryDirectory() as folder:
+                    file = Path(folder) / "hyp.toml"
+                    file.write_text(text, encoding="utf-8")
+                    env = SafetyEnvelope.from_toml(file)
+        elif path == "flags":
+            argv = []
+            for name, value in env_values.items():
+                argv += [f"--{name.replace('_', '-')}", str(value)]
+            for scene, level in levels.items():
+                argv += ["--max-level", f"{scene}={level}"]
+            try:
+                args = _parse(argv)
+            except SystemExit:
+                event("rejected by argparse")
+                return
+            env = envelope_from_args(args)
         else:
             env = dataclasses.replace(SafetyEnvelope(), max_levels=levels, **env_values)
             env = dataclasses.replace(env, monitor=dataclasses.replace(env.monitor, **mon_values))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 
 import pytest
@@ -359,3 +360,11 @@ def test_response_never_drops_without_reset_and_covers_active_triggers(
             latched = v.response
         for e in v.events:
             assert e.source == "safety" and e.t_s == s.t_s
+
+
+@pytest.mark.parametrize("scenario", [row[0] for row in TRIGGER_TABLE])
+def test_every_safety_event_is_json_ready(scenario: str) -> None:
+    probe, _ = run(scenario)
+    assert probe.events
+    for e in probe.events:
+        json.dumps(e.to_dict())
