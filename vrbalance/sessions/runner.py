@@ -198,19 +198,24 @@ class SimulatedDevices:
         self._driver: Any = None
 
     def open_trial(self, index: int, trial: Trial) -> tuple[PlateSource, HeadSource]:
+        from vrbalance.balance.stance import make_stance
+        from vrbalance.config.plates import load_foot_template
         from vrbalance.devices.driver import ForcePlate
         from vrbalance.devices.pty_server import SimulatedPlateServer
         from vrbalance.devices.simulator import PersonParams
+        from vrbalance.sessions.sim import SIM_COP_AHEAD_OF_ANKLE_M
 
+        stance = make_stance(trial.stance, self._body, load_foot_template())
+        ankle = stance.ankle_m
+        # Foam and no vision: more motor noise, about 1.5-2x the BDS firm/open sway.
+        harder = trial.surface == "foam" or trial.eyes == "closed"
         person = PersonParams(
-            mass_kg=float(self._body.mass_kg or 70.0), height_m=float(self._body.height_m)
+            mass_kg=float(self._body.mass_kg or 70.0),
+            height_m=float(self._body.height_m),
+            stance_cop_m=(ankle[0], ankle[1] + SIM_COP_AHEAD_OF_ANKLE_M),
+            **({"noise_torque_nm": (0.8, 1.2)} if harder else {}),
         )
         script = trial_script(trial, person.com_height_m, self._extra)
-        if trial.surface == "foam" or trial.eyes == "closed":
-            # Foam and no vision: more sway (about 1.5-2x the BDS firm/open values).
-            person = PersonParams(
-                mass_kg=person.mass_kg, height_m=person.height_m, noise_torque_nm=(0.8, 1.2)
-            )
         self._server = SimulatedPlateServer(
             self.plate, script=script, seed=self._seed + index, clock=self._clock, person=person
         ).start()
@@ -219,7 +224,7 @@ class SimulatedDevices:
         except VrBalanceError:
             self._server.stop()
             raise
-        head = SimulatedHead(self._server.signal, self._body, self._clock)
+        head = SimulatedHead(self._server.signal, self._body, self._clock, ankle)
         return self._driver, head
 
     def close_trial(self) -> None:
@@ -679,6 +684,7 @@ class SessionRunner:
                     "level": level,
                     "scene": trial.scene,
                     "stance": trial.stance,
+                    "head_expected": head is not None,
                 },
             ),
         )

@@ -32,6 +32,9 @@ SIM_REACTION_S = 0.6
 SIM_LOS_REACH = 0.8
 #: Weight-shift amplitude of the simulated person, m (CoM offset).
 SIM_SHIFT_M = 0.05
+#: Mean CoP of quiet stance in front of the ankle axis, m: about 4-5 cm in
+#: healthy adults (the body leans slightly forward; Gatev et al. 1999).
+SIM_COP_AHEAD_OF_ANKLE_M = 0.045
 
 
 def trial_script(trial: Trial, com_height_m: float, extra: str = "") -> str:
@@ -78,9 +81,11 @@ def trial_script(trial: Trial, com_height_m: float, extra: str = "") -> str:
 class SimulatedHead:
     """Head poses of the simulated person standing on the simulated plate.
 
-    The eyes sit on the person's inverted pendulum: horizontal offset
-    ``lever·sin θ`` from the person's mean CoP, height ``ankle + lever·cos θ``
-    (θ per axis, ML and AP), with ``lever`` the ankle-to-eye distance.
+    The simulated person is an inverted pendulum whose CoM sits at
+    ``centre + h·sin θ`` (θ per axis, ML and AP; ``centre`` its mean CoP).
+    The eyes lie on the same straight body line through the ankle axis,
+    scaled from CoM height to eye height, so the estimator's head-based CoM
+    (:mod:`vrbalance.balance.com`) recovers the simulated CoM.
 
     Parameters
     ----------
@@ -91,28 +96,36 @@ class SimulatedHead:
         Eye and ankle heights.
     clock : Clock
         Stamps ``received_time_s``.
+    ankle_m : tuple of 2 float
+        Floor projection of the stance's ankle axis (core frame), m.
     """
 
-    def __init__(self, signal: Any, body: Any, clock: Clock) -> None:
+    def __init__(self, signal: Any, body: Any, clock: Clock, ankle_m: tuple[float, float]) -> None:
         self._person = signal.person
         self._clock = clock
-        self._ankle_m = float(body.ankle_height_m)
-        self._lever_m = float(body.eye_height_m) - self._ankle_m
+        self._ankle_z = float(body.ankle_height_m)
+        self._ankle_xy = (float(ankle_m[0]), float(ankle_m[1]))
         params = getattr(self._person, "p", None)
         self._centre = tuple(getattr(params, "stance_cop_m", (0.0, 0.0)))
+        self._com_h = float(getattr(params, "com_height_m", body.com_height_m))
+        # Eye lever over CoM lever above the ankle axis.
+        self._scale = (float(body.eye_height_m) - self._ankle_z) / (
+            float(body.com_height_m) - self._ankle_z
+        )
 
     def pose(self) -> HeadPose | None:
         """The current head pose, or ``None`` without a simulated person."""
         if self._person is None:
             return None
         theta_ml, theta_ap = (float(v) for v in self._person.theta)
-        lever = self._lever_m
+        com_x = self._centre[0] + self._com_h * math.sin(theta_ml)
+        com_y = self._centre[1] + self._com_h * math.sin(theta_ap)
+        ax, ay = self._ankle_xy
+        dx, dy = (com_x - ax) * self._scale, (com_y - ay) * self._scale
+        lever = float(self._com_h - self._ankle_z) * self._scale
+        dz = math.sqrt(max(lever * lever - dx * dx - dy * dy, 0.0))
         return HeadPose(
             device_time_s=None,
             received_time_s=self._clock.now_s(),
-            position_m=(
-                self._centre[0] + lever * math.sin(theta_ml),
-                self._centre[1] + lever * math.sin(theta_ap),
-                self._ankle_m + lever * math.cos(theta_ml) * math.cos(theta_ap),
-            ),
+            position_m=(ax + dx, ay + dy, self._ankle_z + dz),
         )

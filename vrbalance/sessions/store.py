@@ -500,3 +500,28 @@ def import_session(store: Store, folder: Path) -> dict[str, Any]:
     store.add_session(session, trials, measures)
     log.info("imported %s (%d trials, %d measures)", folder, len(trials), len(measures))
     return session
+
+
+def resolve_session_folder(text: str, db: str | os.PathLike[str] | None = None) -> Path:
+    """A session folder from a path, or from a session id looked up in the database.
+
+    Raises
+    ------
+    FileNotFoundError
+        Neither an existing folder nor a known session id (names both places looked).
+    """
+    from vrbalance.sessions.paths import db_path
+
+    path = Path(text).expanduser()
+    if path.is_dir():
+        return path
+    database = db_path(db)
+    if database.exists():
+        try:
+            with Store(database) as store:
+                return Path(store.session(text)["folder"])
+        except StoreError as exc:
+            log.debug("session lookup failed: %s", exc)
+    raise FileNotFoundError(
+        f"{text}: no such session folder, and no session with that id in {database}"
+    )

@@ -1,0 +1,109 @@
+"""``vrbalance patient``: add, list, show patients; set their envelope; import sessions."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "patient",
+        help="manage patients: add, list, show, set-envelope, import a session folder",
+        description=(
+            "Patient records in the vrbalance database (default in the user data folder; "
+            "--db PATH or $VRBALANCE_DB for another). Body sizes are entered in cm and kg."
+        ),
+    )
+    parser.add_argument("--db", metavar="PATH", help="database file")
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    add = sub.add_parser("add", help="add a patient")
+    add.add_argument("id", help="pseudonymous id (letters, digits, _ . -)")
+    add.add_argument("--name", default="", help="display name (optional)")
+    add.add_argument("--birth-year", type=int, help="for age-matched reference values")
+    add.add_argument("--sex", choices=("F", "M", ""), default="")
+    add.add_argument("--height-cm", type=float, help="stature in cm")
+    add.add_argument("--mass-kg", type=float, help="body mass in kg")
+    add.add_argument("--foot-length-cm", type=float, help="foot length in cm")
+    add.add_argument("--notes", default="")
+    sub.add_parser("list", help="list patients")
+    show = sub.add_parser("show", help="show a patient and their sessions")
+    show.add_argument("id")
+    env = sub.add_parser("set-envelope", help="set a patient's safety envelope from a TOML file")
+    env.add_argument("id")
+    env.add_argument(
+        "envelope",
+        metavar="FILE.toml",
+        help="envelope file (see docs/safety.md; validated against the hard caps)",
+    )
+    imp = sub.add_parser("import", help="file session folders in the database (idempotent)")
+    imp.add_argument("folders", nargs="+", metavar="SESSION_DIR")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from vrbalance.config.check import check_number
+    from vrbalance.sessions.paths import db_path
+    from vrbalance.sessions.runner import check_patient_id
+    from vrbalance.sessions.store import Patient, Store, import_session
+
+    path = db_path(args.db)
+    with Store(path) as store:
+        if args.action == "add":
+            check_patient_id(args.id)
+
+            def opt(
+                value: float | None, name: str, lo: float, hi: float, scale: float
+            ) -> float | None:
+                if value is None:
+                    return None
+                return check_number(value, name, min_value=lo, max_value=hi) * scale
+
+            patient = store.add_patient(
+                Patient(
+                    id=args.id,
+                    name=args.name,
+                    birth_year=None
+                    if args.birth_year is None
+                    else int(
+                        check_number(
+                            args.birth_year,
+                            "--birth-year",
+                            min_value=1900,
+                            max_value=2100,
+                            integer=True,
+                        )
+                    ),
+                    sex=args.sex,
+                    height_m=opt(args.height_cm, "--height-cm", 50, 260, 0.01),
+                    mass_kg=opt(args.mass_kg, "--mass-kg", 1, 500, 1.0),
+                    foot_length_m=opt(args.foot_length_cm, "--foot-length-cm", 5, 50, 0.01),
+                    notes=args.notes,
+                )
+            )
+            print(f"added patient {patient.id} to {path}")
+        elif args.action == "list":
+            for p in store.patients():
+                n = len(store.sessions(p.id))
+                print(f"{p.id:<16} {p.name:<20} born {p.birth_year or '?':<6} {n} session(s)")
+        elif args.action == "show":
+            p = store.patient(args.id)
+            print(json.dumps(p.to_dict(), indent=2))
+            for s in store.sessions(p.id):
+                print(
+                    f"{s['started_utc'][:19]}  {s['protocol']:<14} {s['end_reason'] or '?':<15}"
+                    f" {s['id']}"
+                )
+        elif args.action == "set-envelope":
+            from vrbalance.director.envelope import SafetyEnvelope
+
+            envelope = SafetyEnvelope.from_toml(args.envelope)
+            store.set_envelope(args.id, envelope.to_dict())
+            print(f"envelope of {args.id} set from {args.envelope}")
+        elif args.action == "import":
+            for folder in args.folders:
+                session = import_session(store, Path(folder))
+                print(f"imported {session['id']} ({session['status']})")
+    return 0

@@ -1,0 +1,39 @@
+"""``vrbalance progress``: a patient's progress across sessions, as an HTML page of charts."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "progress",
+        help="write a patient's progress across sessions (HTML with charts)",
+        description=(
+            "Chart a patient's measures across all their sessions in the database: baseline "
+            "sway, assessment scores (SOT composite, Limits of Stability, mCTSIB) and the "
+            "difficulty levels reached per scene."
+        ),
+    )
+    parser.add_argument("patient", metavar="PATIENT", help="patient id")
+    parser.add_argument(
+        "--out",
+        metavar="FILE.html",
+        help="output file (default: progress.html in the patient's folder)",
+    )
+    parser.add_argument("--db", metavar="PATH", help="database file")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from vrbalance.report.progress import progress_report
+    from vrbalance.sessions.paths import db_path, sessions_root
+    from vrbalance.sessions.store import Store
+
+    with Store(db_path(args.db)) as store:
+        out = Path(args.out) if args.out else sessions_root() / args.patient / "progress.html"
+        progress_report(store, args.patient, out)
+    print(f"progress report written to {out}")
+    return 0
