@@ -35,3 +35,11 @@ def pty_pair() -> Iterator[tuple[int, str]]:
         for fd in (master, slave):
             with contextlib.suppress(OSError):  # the test may have closed it (unplug)
                 os.close(fd)
+
+
+@pytest.fixture(autouse=True)
+def _private_data_folder(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keep a developer's own measured calibrations out of the tests."""
+    monkeypatch.setenv("VRBALANCE_DATA", str(tmp_path_factory.mktemp("data")))

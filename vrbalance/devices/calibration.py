@@ -126,6 +126,28 @@ def calibration_path(plate_id: str) -> Path:
     return data_dir("calibration") / "calibrations" / f"{plate_id}.toml"
 
 
+def user_calibration_path(plate_id: str) -> Path:
+    """Where ``vrbalance calibrate plate`` writes by default.
+
+    ``<data folder>/calibrations/<plate-id>.toml``, the data folder being
+    ``$VRBALANCE_DATA`` or the platform's per-user data directory: the shipped
+    folder may be read-only (an installed wheel), and a measured calibration
+    belongs to this machine's plate, not to the software.
+    """
+    from vrbalance.sessions.paths import data_root
+
+    return data_root() / "calibrations" / f"{plate_id}.toml"
+
+
+def find_calibration(plate_id: str) -> Calibration:
+    """The calibration to use for ``plate_id``: the user's measured one, else the shipped one."""
+    path = user_calibration_path(plate_id)
+    if path.is_file():
+        log.info("using measured calibration %s", path)
+        return load_calibration(path)
+    return load_calibration(plate_id)
+
+
 def load_calibration(name_or_path: str | Path) -> Calibration:
     """Read and validate a calibration file.
 
@@ -282,7 +304,7 @@ def calibration_positions(plate: Any) -> list[tuple[str, tuple[float, float]]]:
         corners = [tuple(float(v) for v in p) for p in np.asarray(geometry.cell_positions_m)]
     else:
         hx, hy = geometry.width_m / 4.0, geometry.depth_m / 4.0
-        corners = [(-hx, hy), (hx, hy), (hx, -hy), (-hx, -hy)]
+        corners = [(-hx, hy), (hx, hy), (-hx, -hy), (hx, -hy)]  # the cells4 files' order
     out: list[tuple[str, tuple[float, float]]] = [("centre", (0.0, 0.0))]
     for x, y in corners:
         name = f"{'front' if y > 0 else 'back'}-{'right' if x > 0 else 'left'}"

@@ -37,7 +37,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from vrbalance.clock import Clock, MonotonicClock
-from vrbalance.devices.calibration import Calibration, FrameConverter, load_calibration
+from vrbalance.devices.calibration import Calibration, FrameConverter, find_calibration
 from vrbalance.devices.protocols import ParserStats, make_protocol
 from vrbalance.errors import DeviceError, ProtocolError
 from vrbalance.events import Event
@@ -151,7 +151,8 @@ class ForcePlate:
     plate : PlateSpec
         Kind, geometry, protocol, baud rate and channel map.
     calibration : Calibration, optional
-        Default: the shipped calibration of ``plate.id``.
+        Default: :func:`~vrbalance.devices.calibration.find_calibration` (the
+        user's measured one, else the shipped nominal one).
     clock : Clock, optional
         Stamps ``received_time_s`` and times the states (default monotonic).
     protocol : {"ascii", "binary"}, optional
@@ -206,7 +207,7 @@ class ForcePlate:
     ) -> None:
         self.port = str(port)
         self.plate = plate
-        self.calibration = calibration or load_calibration(plate.id)
+        self.calibration = calibration or find_calibration(plate.id)
         self._converter = FrameConverter(plate, self.calibration)
         self.protocol_name = protocol or plate.serial.protocol
         self.baud = int(baud or plate.serial.baud)

@@ -452,3 +452,36 @@ class PlateSignal:
         counts = self._converter.core_to_counts(values[np.newaxis, :])[0]
         counts += self._rng.standard_normal(counts.shape) * self._adc_noise
         return tuple(int(c) for c in np.rint(counts))
+
+
+_LOAD_RE = re.compile(r"^\s*([a-z-]+)\s*@\s*([0-9.]+)\s*(ms|s)?\s*$")
+
+
+def parse_load_script(text: str, plate: Any, mass_kg: float) -> list[StaticLoad]:
+    """Parse ``"empty@0s,centre@2s,front-left@4s"`` into calibration loads.
+
+    Position names are those of
+    :func:`vrbalance.devices.calibration.calibration_positions` (``centre``,
+    ``front-left``, ``front-right``, ``back-left``, ``back-right``) or
+    ``empty``; the mass is ``mass_kg`` throughout.
+
+    Raises
+    ------
+    ConfigError
+        Naming the bad item and the names this plate accepts.
+    """
+    from vrbalance.devices.calibration import calibration_positions
+
+    positions = dict(calibration_positions(plate))
+    loads = []
+    for item in (part for part in text.split(",") if part.strip()):
+        match = _LOAD_RE.match(item)
+        if match is None or (match.group(1) != "empty" and match.group(1) not in positions):
+            raise ConfigError(
+                f"--load-script item {item.strip()!r}: expected PLACE@TIMEs with PLACE one of "
+                f"empty, {', '.join(positions)}"
+            )
+        t_s = float(match.group(2)) * (0.001 if match.group(3) == "ms" else 1.0)
+        name = match.group(1)
+        loads.append(StaticLoad(t_s, None if name == "empty" else positions[name], mass_kg))
+    return sorted(loads, key=lambda s: s.t_s)

@@ -1,0 +1,153 @@
+"""``vrbalance calibrate plate`` end to end against a simulated plate with known gains."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vrbalance.cli import main
+from vrbalance.config.plates import load_plate
+from vrbalance.devices.calibration import load_calibration
+from vrbalance.devices.pty_server import SimulatedPlateServer
+from vrbalance.devices.simulator import parse_load_script
+
+PLACES = ("centre", "front-left", "front-right", "back-left", "back-right")
+
+
+@pytest.fixture(autouse=True)
+def _private_data_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VRBALANCE_DATA", str(tmp_path / "data"))
+
+
+def _true_calibration(plate_id: str):
+    """The simulated plate's 'real' scale: gains 5-15 % off the nominal ones."""
+    nominal = load_calibration(plate_id)
+    factors = (1.1, 0.9, 1.05, 0.95, 1.15, 0.92)[: nominal.n_channels]
+    return dataclasses.replace(
+        nominal,
+        gains=tuple(g * f for g, f in zip(nominal.gains, factors, strict=True)),
+        offsets_counts=tuple(o + 500.0 * i for i, o in enumerate(nominal.offsets_counts)),
+    )
+
+
+def _run(args: list[str]) -> int:
+    return main(["calibrate", "plate", *args])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("plate_id", ["generic-six-axis"])  # the Wii plate: interactive test
+def test_non_interactive_calibration_recovers_the_plates_gains(
+    plate_id: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plate = load_plate(plate_id)
+    true = _true_calibration(plate_id)
+    script = "empty@0s," + ",".join(f"{p}@{1.5 + 1.5 * i:.1f}s" for i, p in enumerate(PLACES))
+    loads = parse_load_script(script, plate, 20.0)
+    out = tmp_path / "cal.toml"
+    with SimulatedPlateServer(
+        plate, protocol="binary", rate_hz=200, loads=loads, calibration=true, seed=1
+    ) as sim:
+        status = _run(
+            [
+                "--port", sim.port_path, "--plate", plate_id, "--protocol", "binary",
+                "--non-interactive", "--mass-kg", "20", "--tare-s", "0.4", "--record-s", "0.4",
+                "--step-timeout-s", "10", "--out", str(out),
+            ]
+        )  # fmt: skip
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    assert "Step 6/6: put the 20 kg mass at the back-right" in captured.out
+    assert "fit accepted" in captured.out
+    fitted = load_calibration(out)
+    assert fitted.method == "fit" and fitted.mass_kg == 20.0
+    fitted_idx = [0, 1, 2, 3] if plate_id == "wii-balance-board" else [2, 3, 4]
+    np.testing.assert_allclose(
+        np.array(fitted.gains)[fitted_idx], np.array(true.gains)[fitted_idx], rtol=5e-3
+    )
+    np.testing.assert_allclose(fitted.offsets_counts, true.offsets_counts, atol=2.0)
+    assert fitted.residual_max_n < 1.0
+
+
+@pytest.mark.slow
+def test_interactive_calibration_prompts_each_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plate = load_plate("wii-balance-board")
+    step_s = 1.2
+    script = "empty@0s," + ",".join(f"{p}@{step_s * (i + 1):.1f}s" for i, p in enumerate(PLACES))
+    prompts: list[str] = []
+    with SimulatedPlateServer(
+        plate, rate_hz=200, loads=parse_load_script(script, plate, 15.0), seed=2
+    ) as sim:
+
+        def operator(prompt: str) -> str:
+            # The operator presses Enter once the simulated mass is in place.
+            prompts.append(prompt)
+            ready_at_s = step_s * (len(prompts) - 1) + 0.1
+            while sim.signal.t_s < ready_at_s:
+                time.sleep(0.01)
+            return ""
+
+        monkeypatch.setattr("builtins.input", operator)
+        status = _run(
+            [
+                "--port", sim.port_path, "--mass-kg", "15", "--tare-s", "0.3",
+                "--record-s", "0.3", "--out", str(tmp_path / "cal.toml"),
+            ]
+        )  # fmt: skip
+    assert status == 0, capsys.readouterr().err
+    assert len(prompts) == 6 and "plate is empty" in prompts[0]
+    np.testing.assert_allclose(
+        load_calibration(tmp_path / "cal.toml").gains, load_calibration(plate.id).gains, rtol=5e-3
+    )
+
+
+def test_default_output_goes_to_the_data_folder_not_the_shipped_one(tmp_path: Path) -> None:
+    from vrbalance.devices.calibration import user_calibration_path
+
+    assert user_calibration_path("wii-balance-board") == (
+        tmp_path / "data" / "calibrations" / "wii-balance-board.toml"
+    )
+
+
+def test_nonexistent_port_is_an_error_naming_it(capsys: pytest.CaptureFixture[str]) -> None:
+    status = _run(["--port", "/dev/ttyVRB_NOPE", "--non-interactive", "--mass-kg", "20"])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert err.startswith(
+        "vrbalance calibrate: error: serial port '/dev/ttyVRB_NOPE' does not exist"
+    )
+    assert "Traceback" not in err
+
+
+def test_non_interactive_needs_the_mass(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(["--port", "/dev/ttyVRB_NOPE", "--non-interactive"]) == 2
+    assert "--mass-kg: required with --non-interactive" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_fit_that_is_off_is_rejected_and_nothing_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plate = load_plate("wii-balance-board")
+    # The operator put the mass 6 cm off the front-right mark (still nearest to it).
+    moved = parse_load_script("empty@0s,centre@1s,front-left@1.8s,front-right@2.6s", plate, 20.0)
+    moved[3] = dataclasses.replace(moved[3], position_m=(0.2165 - 0.06, 0.119))
+    rest = parse_load_script("back-left@3.4s,back-right@4.2s", plate, 20.0)
+    out = tmp_path / "cal.toml"
+    with SimulatedPlateServer(plate, rate_hz=200, loads=moved + rest, seed=3) as sim:
+        status = _run(
+            [
+                "--port", sim.port_path, "--non-interactive", "--mass-kg", "20",
+                "--tare-s", "0.3", "--record-s", "0.3", "--step-timeout-s", "5",
+                "--out", str(out),
+            ]
+        )  # fmt: skip
+    err = capsys.readouterr().err
+    assert status == 2
+    assert "fit rejected: largest residual" in err
+    assert not out.exists()
