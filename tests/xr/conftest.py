@@ -1,0 +1,10 @@
+"""Fixtures for the headset tests: the fake runtime module is importable as ``fake_runtime``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+_HERE = str(Path(__file__).resolve().parent)
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
