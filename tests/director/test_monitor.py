@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import subprocess
+import sys
 
 import pytest
 from hypothesis import given, settings
@@ -368,3 +370,19 @@ def test_every_safety_event_is_json_ready(scenario: str) -> None:
     assert probe.events
     for e in probe.events:
         json.dumps(e.to_dict())
+
+
+def test_director_package_imports_with_engines_and_devices_blocked() -> None:
+    # Layer rule: safety and director logic never need Panda3D, OpenXR or pyserial.
+    code = (
+        "import sys\n"
+        "for name in ('panda3d', 'direct', 'xr', 'serial'):\n"
+        "    sys.modules[name] = None\n"
+        "import vrbalance.director, vrbalance.director.probe\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
