@@ -60,7 +60,7 @@ def test_sway_metrics_reproduce_published_variables(
     m = sway_metrics(cop_m, RATE_HZ)
     row = TRIALS[trial]
     # Required: 0.1 %. Observed ~1e-12 (area), ~1e-15 (velocity, frequency)
-    # from the file's CoP, ~1e-7 from the recomputed one (its last digits differ).
+    # from the file's CoP, up to 7e-7 from the recomputed one (its last digits differ).
     np.testing.assert_allclose(m.prediction_ellipse_area_m2 * 1e4, float(row["COParea"]), rtol=1e-3)
     np.testing.assert_allclose(m.mean_velocity_mps * 100.0, float(row["COPvelo"]), rtol=1e-3)
     np.testing.assert_allclose(m.mean_frequency_hz, float(row["COPmfreq"]), rtol=1e-3)
