@@ -386,3 +386,19 @@ def test_director_package_imports_with_engines_and_devices_blocked() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+def test_time_going_back_restarts_timers_but_keeps_the_latch() -> None:
+    lean = [dataclasses.replace(s, margin_cop_m=0.05) for s in synthetic_stream("lean_out").states]
+    monitor = SafetyMonitor(ENV)
+    for s in lean[:370]:
+        v = monitor.step(s)
+    assert v.calm
+    v = monitor.step(synthetic_stream("quiet").states[0])  # t_s = 0 again
+    assert v.calm and v.cause is Trigger.MARGIN_AT_EDGE
+    assert monitor.memory.edge_since_s is None
+    # A fresh run after time went back still measures its dwell from scratch.
+    monitor.request_reset()
+    probe = MonitorProbe(monitor)
+    probe.run(lean)
+    assert probe.latency(edge_margin_m=0.01, dwell_s=0.1).ticks_after_dwell == 0

@@ -326,6 +326,15 @@ def evaluate(
     th = envelope.monitor
     t_s = state.t_s
     tick = state.tick
+    if memory.t_s is not None and t_s < memory.t_s:
+        # Time went back (a replay restarted without a reset): restart the timers
+        # and filters, which would otherwise compare against the future, but keep
+        # the latch: going back in time must not release a calm.
+        memory = MonitorMemory(
+            latched=memory.latched,
+            latched_cause=memory.latched_cause,
+            latched_t_s=memory.latched_t_s,
+        )
     dt_s = 0.0 if memory.t_s is None else t_s - memory.t_s
     hits: list[tuple[Trigger, str, dict[str, object]]] = []
 
