@@ -132,6 +132,18 @@ def test_filter_ignores_repeats_and_restarts_after_gaps() -> None:
         SmoothedDerivative(5.0, max_gap_s=0.0)
 
 
+def test_filter_ignores_non_finite_samples() -> None:
+    f = SmoothedDerivative(5.0)
+    assert all(math.isnan(v) for v in f.update(0.0, math.nan, 0.0))
+    assert not f.started
+    f.update(0.0, 0.0, 0.0)
+    good = f.update(0.01, 0.001, 0.0)
+    assert f.update(0.02, math.inf, 0.0) == good
+    assert f.update(math.nan, 0.0, 0.0) == good
+    after = f.update(0.02, 0.002, 0.0)
+    assert all(math.isfinite(v) for v in after) and after[2] > 0.0
+
+
 def test_head_estimator_xcom_leads_a_forward_sway() -> None:
     body = Body(height_m=1.75)
     est = HeadComEstimator(body, (0.0, 0.0))

@@ -143,6 +143,19 @@ def test_stale_head_falls_back_to_cop_and_untracked_is_ignored(est: BalanceEstim
     assert s.com_source == "head" and s.head_age_s == pytest.approx(0.6)
 
 
+def test_non_finite_head_pose_is_ignored(est: BalanceEstimator) -> None:
+    est.update(0.0, [], head(0.0, 0.0, 0.01))
+    s = est.update(0.01, [], head(0.01, math.nan, 0.02))
+    assert s.head_position_m == (0.0, 0.01, 1.6) and s.head_age_s == pytest.approx(0.01)
+    s = est.update(0.02, [], head(0.02, 0.0, 0.02))
+    assert all(math.isfinite(v) for v in (*s.com_m, *s.com_velocity_mps, *s.xcom_m))
+
+
+def test_nan_plate_channels_read_as_unloaded(est: BalanceEstimator) -> None:
+    s = est.update(0.0, [cells(1, 0.0, (math.nan, 200.0, 200.0, 200.0))], None)
+    assert not s.plate_loaded and s.cop_m is None
+
+
 def test_head_only_without_plate(stances: dict[str, Stance], body: Body) -> None:
     est = BalanceEstimator(stances["tandem"], body)
     s = est.update(0.0, [], head(0.0, 0.0, 0.0))

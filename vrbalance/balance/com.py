@@ -182,8 +182,14 @@ class SmoothedDerivative:
         """Take one sample; return filtered ``(x, y, vx, vy)`` (units and units/s).
 
         A sample not newer than the previous one (``dt <= 0``) changes nothing;
-        a jump of more than ``max_gap_s`` either way restarts the filter.
+        a jump of more than ``max_gap_s`` either way restarts the filter. A
+        non-finite sample or time is ignored (it would poison the state for
+        good); before the first valid sample that returns NaN.
         """
+        if not (math.isfinite(t_s) and math.isfinite(x) and math.isfinite(y)):
+            if self._last_t is None:
+                return (math.nan, math.nan, math.nan, math.nan)
+            return self._state
         last = self._last_t
         if last is None or abs(t_s - last) > self._max_gap:
             self._last_t = t_s

@@ -168,6 +168,9 @@ class BalanceEstimator:
     def _take_head(self, t_s: float, head: HeadPose) -> None:
         if not head.tracked:
             return
+        hx, hy, hz = head.position_m
+        if not (math.isfinite(hx) and math.isfinite(hy) and math.isfinite(hz)):
+            return  # a broken pose would poison the velocity filter
         key = (head.device_time_s, head.received_time_s, head.position_m)
         if key == self._head_key:
             return  # the same pose again: no new information this tick
@@ -196,7 +199,7 @@ class BalanceEstimator:
             values are then kept and their age grows). Their mean is used.
         head : HeadPose or None
             Newest head pose, or ``None``. Repeating the previous pose is fine;
-            untracked poses are ignored.
+            untracked poses and poses with a non-finite position are ignored.
 
         Returns
         -------
