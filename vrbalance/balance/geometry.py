@@ -90,10 +90,13 @@ class Polygon:
 
     def __init__(self, vertices: ArrayLike) -> None:
         v = np.array(_as_points(vertices, "vertices"), dtype=np.float64, copy=True)
-        if v.shape[0] < 3:
-            raise ValueError(f"vertices: a polygon needs at least 3 vertices, got {v.shape[0]}")
         if not np.all(np.isfinite(v)):
             raise ValueError("vertices: expected finite coordinates, got NaN or inf")
+        # Drop repeated consecutive vertices (zero-length edges).
+        if v.shape[0] > 1:
+            v = v[np.any(v != np.roll(v, -1, axis=0), axis=1)]
+        if v.shape[0] < 3:
+            raise ValueError(f"vertices: a polygon needs at least 3 vertices, got {v.shape[0]}")
         area = polygon_area_m2(v)
         if not abs(area) > 0.0:
             raise ValueError("vertices: polygon has zero area")
@@ -106,9 +109,6 @@ class Polygon:
         nxt = np.roll(v, -1, axis=0)
         e = nxt - v
         len2 = np.einsum("ij,ij->i", e, e)
-        if np.any(len2 == 0.0):
-            keep = len2 > 0.0
-            return Polygon.__init__(self, v[keep])
         edges = tuple(
             (float(a[0]), float(a[1]), float(d[0]), float(d[1]), float(1.0 / l2))
             for a, d, l2 in zip(v, e, len2, strict=True)
