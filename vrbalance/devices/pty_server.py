@@ -59,7 +59,8 @@ BANNER = b"# vrbalance simulated plate\r\n# tare ok\r\n"
 """What the simulated ASCII board prints at boot (the parser must skip it)."""
 
 WriteHook = Callable[[int, int, float], None]
-"""``hook(first_seq, n_frames, t_written_s)`` after every write (benchmarks)."""
+"""``hook(first_seq, n_frames, t_s)`` after every write; ``t_s`` is the clock just
+before the write began (benchmarks measure latency from it)."""
 
 
 def _resolve_plate(plate: Any) -> Any:
@@ -98,7 +99,8 @@ class SimulatedPlateServer:
     banner : bool
         Print a boot banner first (ASCII only), as DIY boards do.
     on_write : callable, optional
-        ``on_write(first_seq, n_frames, t_s)`` after each write.
+        ``on_write(first_seq, n_frames, t_s)`` after each successful write,
+        ``t_s`` being the clock just before the write began.
     """
 
     def __init__(
@@ -284,10 +286,11 @@ class SimulatedPlateServer:
                     self.seq += 1
                 k += len(chunk)
                 stalled = self._stalled_until_s is not None and now_s < self._stalled_until_s
+                t_write_s = clock.now_s()
                 if not stalled and self._write(b"".join(chunk)):
                     self.frames_sent += len(chunk)
                     if self._on_write is not None:
-                        self._on_write(first, len(chunk), clock.now_s())
+                        self._on_write(first, len(chunk), t_write_s)
                 else:
                     self.frames_unsent += len(chunk)
             clock.sleep_s(t0_s + k * period_s - clock.now_s())

@@ -1,0 +1,246 @@
+"""Benchmark the serial plate path: pty streaming at 1 kHz, and parser throughput.
+
+Usage::
+
+    python benchmarks/bench_serial.py           # 60 s of 1 kHz binary frames + parsers
+    python benchmarks/bench_serial.py --quick   # 3 s, smoke test
+
+1. **Streaming.** :class:`SimulatedPlateServer` (the same code the demo uses:
+   standing-person simulation, inverse calibration, binary six-channel frames
+   at 1 kHz) writes to a pseudo-terminal; :class:`ForcePlate` opened at
+   921600 baud reads it in its reader thread. Counted: frames written, frames
+   in the ring buffer, frames lost (sequence numbers that never arrived), and
+   the latency from just before ``os.write`` to the frame being pushed into
+   the ring buffer (``on_frames`` hook), per frame. A pty does not enforce a
+   baud rate: the 37-byte frames need 37 kB/s, 40 % of a real 921600-baud
+   UART (92.16 kB/s at 8N1), which would add about 0.4 ms of wire time per
+   frame on real hardware. Targets: 0 lost, p99 < 2 ms.
+2. **Parsers.** Frames per second of :class:`BinaryFrameProtocol` (six
+   channels) and :class:`AsciiLineProtocol` (four channels) fed 4 KiB chunks,
+   beside a naive ``readline().split(',')`` loop over the same ASCII bytes,
+   once converting to ints only and once also making the same ``RawFrame``
+   objects (the fair comparison: the parsers also handle CRLF, banners,
+   garbage, sequence gaps and timestamp wrap). Target: >= 100 000 frames/s
+   (100x real time at 1 kHz).
+
+Prints markdown tables (medians of repeated runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import platform
+import statistics
+import sys
+import time
+
+import numpy as np
+
+from vrbalance.config.plates import load_plate
+from vrbalance.devices.driver import ForcePlate
+from vrbalance.devices.protocols import (
+    AsciiLineProtocol,
+    BinaryFrameProtocol,
+    encode_binary_frame,
+)
+from vrbalance.devices.pty_server import SimulatedPlateServer
+from vrbalance.samples import RawFrame
+
+
+def _serve(conn, n_max: int) -> None:
+    """Child process: serve the plate, send the port, then the write times on request."""
+    write_t = np.full(n_max, np.nan)
+
+    def on_write(first: int, n: int, t_s: float) -> None:
+        write_t[first : first + max(0, min(n, n_max - first))] = t_s
+
+    plate = load_plate("generic-six-axis")
+    with SimulatedPlateServer(
+        plate, protocol="binary", rate_hz=1000.0, seed=0, on_write=on_write
+    ) as sim:
+        conn.send(sim.port_path)
+        conn.recv()  # "stop"
+        last_seq = sim.seq
+    conn.send((last_seq, write_t))
+
+
+def bench_stream(seconds: float, *, separate_process: bool) -> dict[str, float]:
+    """Stream ``seconds`` of 1 kHz six-channel binary frames through a pty.
+
+    With ``separate_process`` the simulated plate runs in a child process, as
+    a real plate is outside the process; otherwise it shares this process (and
+    its GIL) with the driver, as in the desktop demo. ``time.perf_counter``
+    is CLOCK_MONOTONIC on Linux, so times compare across processes.
+    """
+    import multiprocessing
+
+    plate = load_plate("generic-six-axis")
+    n_max = int(seconds * 1000) + 5000
+    push_t = np.full(n_max, np.nan)
+    write_t = np.full(n_max, np.nan)
+
+    def on_write(first: int, n: int, t_s: float) -> None:
+        write_t[first : first + max(0, min(n, n_max - first))] = t_s
+
+    def on_frames(frames, t_s: float) -> None:
+        for f in frames:
+            if f.seq < n_max:
+                push_t[f.seq] = t_s
+
+    server = proc = parent = None
+    if separate_process:
+        ctx = multiprocessing.get_context("fork")
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=_serve, args=(child, n_max), daemon=True)
+        proc.start()
+        port = parent.recv()
+    else:
+        server = SimulatedPlateServer(
+            plate, protocol="binary", rate_hz=1000.0, seed=0, on_write=on_write
+        ).start()
+        port = server.port_path
+    try:
+        with ForcePlate(port, plate, baud=921600, on_frames=on_frames) as device:
+            cpu0 = time.process_time()
+            t0 = time.perf_counter()
+            while time.perf_counter() - t0 < seconds:
+                time.sleep(0.004)  # a 250 Hz balance loop draining each tick
+                device.drain()
+            cpu_s = time.process_time() - cpu0
+            if server is not None:
+                last_seq = server.seq
+                server.stop()
+            else:
+                parent.send("stop")
+                last_seq, write_t = parent.recv()
+                proc.join(5.0)
+            time.sleep(0.05)
+            device.drain()
+            stats = device.stats()
+    finally:
+        if server is not None:
+            server.stop()
+    last_seq = min(last_seq, n_max)
+    sent = np.isfinite(write_t[:last_seq])
+    got = np.isfinite(push_t[:last_seq])
+    # Frames written before the driver opened the port were flushed by its open.
+    sent[: int(np.argmax(got))] = False
+    latency = (push_t[:last_seq] - write_t[:last_seq])[sent & got]
+    return {
+        "seconds": seconds,
+        "sent": int(sent.sum()),
+        "received": int((got & sent).sum()),
+        "lost": int((sent & ~got).sum()),
+        "crc": stats.parser.crc_failures,
+        "gaps": stats.parser.sequence_gaps,
+        "overflowed": stats.overflowed,
+        "p50_ms": float(np.percentile(latency, 50) * 1e3),
+        "p99_ms": float(np.percentile(latency, 99) * 1e3),
+        "max_ms": float(latency.max() * 1e3),
+        "cpu_pct": 100.0 * cpu_s / seconds,
+    }
+
+
+def _throughput(fn, n_frames: int, repeats: int) -> tuple[float, float]:
+    rates = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        got = fn()
+        dt = time.perf_counter() - t0
+        if got != n_frames:
+            raise RuntimeError(f"parsed {got} frames, expected {n_frames}")
+        rates.append(n_frames / dt)
+    return statistics.median(rates), min(rates)
+
+
+def bench_parsers(n_frames: int, repeats: int) -> list[tuple[str, float, float]]:
+    rng = np.random.default_rng(0)
+    counts6 = rng.integers(-(2**31), 2**31 - 1, size=(n_frames, 6)).tolist()
+    counts4 = rng.integers(-8_000_000, 8_000_000, size=(n_frames, 4)).tolist()
+    binary = b"".join(encode_binary_frame(i, 1000 * i, c) for i, c in enumerate(counts6))
+    ascii_ = b"".join(AsciiLineProtocol.encode(i, 1000 * i, c) for i, c in enumerate(counts4))
+    chunk = 4096
+
+    def feed_chunks(proto, data: bytes) -> int:
+        n = 0
+        for i in range(0, len(data), chunk):
+            n += len(proto.feed(data[i : i + chunk], 0.0))
+        return n
+
+    def naive() -> int:
+        stream = io.BytesIO(ascii_)
+        n = 0
+        while line := stream.readline():
+            fields = line.split(b",")
+            if len(fields) == 6:
+                _ = [int(f) for f in fields]
+                n += 1
+        return n
+
+    def naive_frames() -> int:
+        stream = io.BytesIO(ascii_)
+        frames = []
+        while line := stream.readline():
+            fields = line.split(b",")
+            if len(fields) == 6:
+                v = [int(f) for f in fields]
+                frames.append(RawFrame(v[0], v[1] * 1e-6, 0.0, tuple(v[2:])))
+        return len(frames)
+
+    cases = [
+        ("binary, 6 ch, 4 KiB chunks", lambda: feed_chunks(BinaryFrameProtocol(6), binary)),
+        (
+            "ascii, 4 ch, 4 KiB chunks",
+            lambda: feed_chunks(AsciiLineProtocol(4, discard_first_line=False), ascii_),
+        ),
+        ("naive readline().split(','), ints only (ascii)", naive),
+        ("naive readline().split(','), making RawFrames (ascii)", naive_frames),
+    ]
+    return [(name, *_throughput(fn, n_frames, repeats)) for name, fn in cases]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="3 s of streaming, smaller parse")
+    args = parser.parse_args(argv)
+    seconds = 3.0 if args.quick else 60.0
+    n_frames, repeats = (20_000, 3) if args.quick else (200_000, 5)
+
+    print(f"## Serial plate benchmark ({'quick' if args.quick else 'full'})\n")
+    print(
+        f"Python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs, "
+        f"load average before {os.getloadavg()[0]:.2f}\n"
+    )
+    runs = [
+        ("plate in another process", bench_stream(seconds, separate_process=True)),
+        ("plate in this process (demo)", bench_stream(seconds, separate_process=False)),
+    ]
+    names = " | ".join(name for name, _ in runs)
+    print(f"| pty, binary 6 ch, 1 kHz, 921600 baud | {names} | target |")
+    print("|---|" + "---|" * len(runs) + "---|")
+    rows = [
+        ("duration", "{seconds:.0f} s", ""),
+        ("frames written / received", "{sent:,} / {received:,}", ""),
+        ("frames lost", "{lost}", "0"),
+        ("CRC failures / seq. gaps / overflowed", "{crc} / {gaps} / {overflowed}", "0"),
+        ("latency write -> ring buffer, p50", "{p50_ms:.3f} ms", ""),
+        ("latency write -> ring buffer, p99", "{p99_ms:.3f} ms", "< 2 ms"),
+        ("latency max", "{max_ms:.3f} ms", ""),
+        ("driver process CPU", "{cpu_pct:.0f} % of a core", ""),
+    ]
+    for label, fmt, target in rows:
+        cells = " | ".join(fmt.format(**s) for _, s in runs)
+        print(f"| {label} | {cells} | {target} |")
+    print()
+    print(f"| parser ({n_frames:,} frames, median of {repeats}) | frames/s | min | x real time |")
+    print("|---|---|---|---|")
+    for name, median, low in bench_parsers(n_frames, repeats):
+        print(f"| {name} | {median:,.0f} | {low:,.0f} | {median / 1000:,.0f}x |")
+    print(f"\nload average after {os.getloadavg()[0]:.2f}")
+    return 0 if all(s["lost"] == 0 for _, s in runs) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
