@@ -7,18 +7,21 @@ guarantees that nobody comes closer to the patient than the level's
 ``passing_distance_m`` and that nobody walks through anybody.
 
 Drawing 200 people: every pedestrian is the *same* mesh (body, head, hair,
-two arms, two legs, shoes) drawn with hardware instancing in one draw call.
-A small GLSL vertex shader places instance ``i`` from three uniform arrays -
-pose ``(x, y, facing, gait phase)``, look ``(swing amplitude, height scale,
-shirt colour, trousers colour)`` and ``(skin, hair, shoes colour)`` - and
-swings the limbs about hip and shoulder with the gait phase (legs and arms in
-counter-phase, a small vertical bob twice per stride). Per frame, Python only
-steps the model and copies ``12 x N`` floats into the arrays (measured in
-``benchmarks/bench_crowd.py``); the naive alternative, one node per limb with
-``setHpr`` per frame, costs about a microsecond per call, i.e. > 1 ms for the
-1000 limb nodes of 200 people, on top of 1200 draw calls for a software
-rasteriser. The shader lights with the scene's sun and ambient light and
-applies its fog, so people match the rest of the square at any dusk level.
+arms, thighs, shins, shoes, a contact shadow) drawn with hardware instancing
+in one draw call. A small GLSL vertex shader places instance ``i`` from three
+uniform arrays - pose ``(x, y, facing, gait phase)``, look ``(swing
+amplitude, height scale, shirt colour, trousers colour)`` and ``(skin, hair,
+shoes colour)`` - and animates the gait from the phase: legs swing about the
+hip, the knee of the leg swinging forward bends, arms swing in counter-phase,
+the body bobs twice per stride. Per frame, Python only steps the model and
+copies ``12 x N`` floats into the arrays (see ``benchmarks/bench_crowd.py``
+for the figures). The alternative, one node per pedestrian plus limb nodes
+moved with ``setPosHpr``/``setP`` from Python, costs about as much Python
+time per frame as the whole model step and hands the renderer over a thousand
+separate draw calls, which a software rasteriser and a 90 Hz headset both pay
+for (the benchmark measures both). The shader lights with the scene's sun and
+ambient light and applies its fog, so people match the rest of the square at
+any dusk level.
 
 Parameters (``scenes/crowd.toml``): ``pedestrian_count``,
 ``walking_speed_mps``, ``passing_distance_m``, ``crossing_directions``,
@@ -71,12 +74,16 @@ SHOULDER_Z_M = 1.44
 #: Peak swing of legs and arms at full walking speed, rad (about 25° and 20°).
 LEG_SWING_RAD = 0.44
 ARM_SWING_RAD = 0.35
+#: Knee height of the reference person, m, and peak knee flexion in the swing phase,
+#: rad (about 55°; the knee bends most while the leg swings forward).
+KNEE_Z_M = 0.5
+KNEE_FLEX_RAD = 0.95
 #: Vertical bob at full speed, m (twice per stride).
 BOB_M = 0.025
 
 # Mesh-part ids (texcoord u) and colour slots (texcoord v) read by the shader.
-_BODY, _LEFT_LEG, _RIGHT_LEG, _LEFT_ARM, _RIGHT_ARM = 0, 1, 2, 3, 4
-_SKIN, _SHIRT, _TROUSERS, _SHOES, _HAIR = 0, 1, 2, 3, 4
+_BODY, _LEFT_LEG, _RIGHT_LEG, _LEFT_ARM, _RIGHT_ARM, _LEFT_SHIN, _RIGHT_SHIN = range(7)
+_SKIN, _SHIRT, _TROUSERS, _SHOES, _HAIR, _SHADOW = range(6)
 
 _SKIN_TONES = np.array(
     [
@@ -138,6 +145,7 @@ in vec2 p3d_MultiTexCoord0;
 out vec3 v_normal;
 out vec3 v_colour;
 out vec3 v_view;
+out float v_lit;
 
 vec3 unpack_rgb(float c) {
     float r = floor(c / 65536.0);
@@ -154,23 +162,35 @@ void main() {
     int slot = int(p3d_MultiTexCoord0.y + 0.5);
     vec3 p = p3d_Vertex.xyz;
     vec3 n = p3d_Normal;
+    // Left leg angle A sin(phase), right leg the opposite, arms counter to the legs.
     float s = look.x * sin(pose.w);
+    float k = look.x * cos(pose.w);  // > 0 while the left leg swings forward
     float angle = 0.0;
+    float knee = 0.0;
     float pivot = HIP_Z;
-    if (part == 1) { angle = LEG_SWING * s; }
-    else if (part == 2) { angle = -LEG_SWING * s; }
+    if (part == 1 || part == 5) { angle = LEG_SWING * s; }
+    else if (part == 2 || part == 6) { angle = -LEG_SWING * s; }
     else if (part == 3) { angle = -ARM_SWING * s; pivot = SHOULDER_Z; }
     else if (part == 4) { angle = ARM_SWING * s; pivot = SHOULDER_Z; }
-    if (part != 0) {
-        // Swing about the x axis through the hip or shoulder: +angle moves a hanging
-        // limb's end forward (+y).
+    if (part == 5) { knee = -KNEE_FLEX * max(k, 0.0); }
+    else if (part == 6) { knee = -KNEE_FLEX * max(-k, 0.0); }
+    // Rotations about the x axis through a pivot height: a positive angle moves a
+    // hanging segment's lower end forward (+y). The shin bends at the knee first,
+    // then the whole leg swings at the hip.
+    if (knee != 0.0) {
+        float c = cos(knee), sn = sin(knee);
+        float dz = p.z - KNEE_Z;
+        p = vec3(p.x, p.y * c - dz * sn, KNEE_Z + p.y * sn + dz * c);
+        n = vec3(n.x, n.y * c - n.z * sn, n.y * sn + n.z * c);
+    }
+    if (angle != 0.0) {
         float c = cos(angle), sn = sin(angle);
         float dz = p.z - pivot;
         p = vec3(p.x, p.y * c - dz * sn, pivot + p.y * sn + dz * c);
         n = vec3(n.x, n.y * c - n.z * sn, n.y * sn + n.z * c);
     }
     p *= look.y;
-    p.z += BOB * look.x * cos(2.0 * pose.w);
+    if (slot != 5) { p.z += BOB * look.x * cos(2.0 * pose.w); }
     float h = pose.z - 1.5707963;  // the mesh faces +y
     float ch = cos(h), sh = sin(h);
     p = vec3(p.x * ch - p.y * sh + pose.x, p.x * sh + p.y * ch + pose.y, p.z);
@@ -180,8 +200,10 @@ void main() {
     else if (slot == 1) { colour = unpack_rgb(look.z); }
     else if (slot == 2) { colour = unpack_rgb(look.w); }
     else if (slot == 3) { colour = unpack_rgb(look2.z); }
-    else { colour = unpack_rgb(look2.y); }
+    else if (slot == 4) { colour = unpack_rgb(look2.y); }
+    else { colour = vec3(1.0); }
     v_colour = colour * p3d_Color.rgb;
+    v_lit = (slot == 5) ? 0.0 : 1.0;
     v_normal = normalize(p3d_NormalMatrix * n);
     v_view = (p3d_ModelViewMatrix * vec4(p, 1.0)).xyz;
     gl_Position = p3d_ModelViewProjectionMatrix * vec4(p, 1.0);
@@ -199,6 +221,7 @@ uniform struct p3d_FogParameters { vec4 color; float density; } p3d_Fog;
 in vec3 v_normal;
 in vec3 v_colour;
 in vec3 v_view;
+in float v_lit;
 out vec4 p3d_FragColor;
 
 void main() {
@@ -206,6 +229,8 @@ void main() {
     // Directional sun: position.xyz is the direction towards the light (view space).
     vec3 to_light = normalize(p3d_LightSource[0].position.xyz);
     float diffuse = max(dot(n, to_light), 0.0);
+    // The contact shadow (v_lit = 0) gets ambient light and a little sun only.
+    diffuse = mix(0.25, diffuse, v_lit);
     vec3 light = p3d_LightModel.ambient.rgb + p3d_LightSource[0].color.rgb * diffuse;
     vec3 colour = v_colour * light;
     float fog = exp(-p3d_Fog.density * length(v_view));
@@ -242,10 +267,17 @@ def person_mesh() -> geo.Mesh:
     for side, leg_part, arm_part in ((-1.0, _LEFT_LEG, _LEFT_ARM), (1.0, _RIGHT_LEG, _RIGHT_ARM)):
         x_leg = 0.095 * side
         # Leg: thigh and shin as one tapered cylinder from the hip to the ankle, then a shoe.
-        leg = geo.cylinder(0.075, HIP_Z_M - 0.07, segments=8, top_radius=0.085)
-        parts.append(tag(leg.transformed(translate=(x_leg, 0.0, 0.07)), leg_part, _TROUSERS))
+        shin_part = _LEFT_SHIN if side < 0 else _RIGHT_SHIN
+        # Leg: thigh (hip to knee) and shin (knee to ankle) bend at the knee, then a shoe.
+        thigh = geo.cylinder(0.072, HIP_Z_M - KNEE_Z_M + 0.04, segments=8, top_radius=0.088)
+        thigh = thigh.transformed(translate=(x_leg, 0.0, KNEE_Z_M - 0.02))
+        parts.append(tag(thigh, leg_part, _TROUSERS))
+        shin = geo.cylinder(0.06, KNEE_Z_M - 0.05, segments=8, top_radius=0.07)
+        parts.append(tag(shin.transformed(translate=(x_leg, 0.0, 0.06)), shin_part, _TROUSERS))
+        knee = geo.sphere(0.07, rings=4, segments=8).transformed(translate=(x_leg, 0.0, KNEE_Z_M))
+        parts.append(tag(knee, shin_part, _TROUSERS))
         shoe = geo.box(0.1, 0.26, 0.08).transformed(translate=(x_leg, 0.05, 0.04))
-        parts.append(tag(shoe, leg_part, _SHOES))
+        parts.append(tag(shoe, shin_part, _SHOES))
         # Arm: sleeve (shirt) to the elbow, forearm, hand (skin).
         x_arm = 0.225 * side
         sleeve = geo.cylinder(0.055, 0.32, segments=8, top_radius=0.06)
@@ -288,6 +320,12 @@ def person_mesh() -> geo.Mesh:
         translate=(0.0, -0.015, 1.665), scale=(0.93, 1.02, 0.9)
     )
     parts.append(tag(hair, _BODY, _HAIR))
+    # Contact shadow: a dark flat disc just above the paving (shaded by the shader,
+    # not lit by the sun), so people stand on the ground rather than float over it.
+    shadow = geo.cylinder(0.3, 0.002, segments=14, caps=True).transformed(
+        translate=(0.0, 0.0, 0.004), scale=(1.0, 0.8, 1.0)
+    )
+    parts.append(tag(shadow, _BODY, _SHADOW, 0.45))
     return geo.concat(parts)
 
 
@@ -462,6 +500,8 @@ class CrowdScene(SceneBase):
             .replace("LEG_SWING", f"{LEG_SWING_RAD:.4f}")
             .replace("ARM_SWING", f"{ARM_SWING_RAD:.4f}")
             .replace("BOB", f"{BOB_M:.4f}")
+            .replace("KNEE_Z", f"{KNEE_Z_M:.4f}")
+            .replace("KNEE_FLEX", f"{KNEE_FLEX_RAD:.4f}")
         )
         people.setShader(Shader.make(Shader.SL_GLSL, shader_src, _FRAGMENT_SHADER))
         people.setShaderInput("crowd_pose", self._pose)
