@@ -56,6 +56,14 @@ def test_binary_frame_layout_byte_by_byte() -> None:
     assert frame[-2:] == bytes([crc & 0xFF, crc >> 8])
 
 
+def test_binary_example_in_the_docs() -> None:
+    # docs/serial-protocols.md quotes these exact bytes.
+    frame = encode_binary_frame(1, 1000, (1, 2, 3, 4))
+    assert frame.hex(" ") == (
+        "a5 5a 18 01 00 00 00 e8 03 00 00 01 00 00 00 02 00 00 00 03 00 00 00 04 00 00 00 27 c5"
+    )
+
+
 @pytest.mark.parametrize("n_channels", [4, 6])
 def test_binary_round_trip(n_channels: int) -> None:
     proto = BinaryFrameProtocol(n_channels)

@@ -356,10 +356,10 @@ def plate_channels(
     """Core-order physical channels for ``(Fx, Fy, Fz, cop_x, cop_y, Mz)``.
 
     Four-cell plates: the cells' vertical forces (N). Six-axis plates:
-    ``(Fx, Fy, Fz, Mx, My, Mz)`` about the plate's origin ``top_offset_m``
-    below the surface, so that ``cop_x = (-My - h Fx) / Fz`` and
-    ``cop_y = (Mx - h Fy) / Fz`` (the BDS and AMTI convention; h = 0 for
-    moments about the top surface).
+    ``(Fx, Fy, Fz, Mx, My, Mz)`` such that :func:`vrbalance.balance.cop.cop_six_axis`
+    gives back the CoP: ``cop_x = (-h Fx - My) / Fz``, ``cop_y = (-h Fy + Mx) / Fz``
+    with ``h = top_offset_m`` as the plate file defines it (0 for moments about
+    the top surface, as in the BDS data).
     """
     fx, fy, fz, x, y, mz = forces
     if kind == "cells4":
