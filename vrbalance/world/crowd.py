@@ -52,6 +52,9 @@ MAX_PEDESTRIANS = 200
 _TWO_PI = 2.0 * math.pi
 _EPS = 1e-9
 _CANDIDATE_MARGIN_M = 0.5  # pairs this much beyond contact are checked for overlap
+# Projection pushes a little beyond the limits, so that the next push in a cluster
+# does not land a hair inside them again (which would make the fallback fire).
+_PROJECTION_SLACK_M = 0.002
 _DETOUR_RAD = math.radians(60.0)  # sidestep out of a jam
 _STUCK_AFTER_S = 1.0  # nearly still (< 30 % of desired speed) this long without a stop: detour
 _DETOUR_S = 1.5
@@ -711,7 +714,7 @@ class CrowdModel:
         Only the candidate pairs ``(a, b)`` are looked at (see :meth:`_violators`).
         """
         dmin = self.params.min_separation_m
-        target = dmin * (1.0 + 1e-6)
+        target = dmin + _PROJECTION_SLACK_M
         n = q.shape[0]
         for _ in range(iterations):
             moved = False
@@ -737,7 +740,7 @@ class CrowdModel:
             if np.any(inside):
                 moved = True
                 safe = np.maximum(r[inside], 1e-9)
-                q[inside] *= ((d_pass * (1.0 + 1e-6)) / safe)[:, None]
+                q[inside] *= ((d_pass + _PROJECTION_SLACK_M) / safe)[:, None]
             if not moved:
                 return
 
