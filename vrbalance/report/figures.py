@@ -15,12 +15,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
 from vrbalance.sessions.recorder import column, read_rows, read_sidecar
 
 DPI = 100
+#: Horizontal box plots: ``orientation=`` since Matplotlib 3.10 (``vert=`` is deprecated).
+_HORIZONTAL: dict[str, Any] = (
+    {"orientation": "horizontal"}
+    if tuple(int(p) for p in matplotlib.__version__.split(".")[:2]) >= (3, 10)
+    else {"vert": False}
+)
 SEVERITY_COLOURS = {"info": "#4c72b0", "warning": "#dd8452", "alarm": "#c44e52"}
 
 
@@ -252,7 +259,7 @@ def reference_plot(rows: Sequence[tuple[str, Any]]) -> bytes:
             ax.boxplot(
                 [ref[np.isfinite(ref)]],
                 positions=[y],
-                vert=False,
+                **_HORIZONTAL,
                 widths=0.5,
                 whis=(5, 95),
                 showfliers=False,

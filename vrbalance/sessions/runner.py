@@ -92,7 +92,11 @@ class OperatorControls:
     def send(
         self, command: Command, *, at_trial_s: float | None = None, trial: int | None = None
     ) -> None:
-        """Queue ``command`` now, or at ``at_trial_s`` into trial ``trial`` (tests, scripts)."""
+        """Queue ``command`` now, or ``at_trial_s`` seconds after trial ``trial`` starts.
+
+        ``at_trial_s`` counts wall time on the session clock from the trial's
+        first tick, pauses included (tests and scripted demos use it).
+        """
         if not isinstance(command, Command):
             raise TypeError(f"command: expected Command, got {command!r}")
         self._queue.put((command, at_trial_s, trial))
@@ -784,7 +788,9 @@ class SessionRunner:
             pitch = (state.sway_angle_ap_rad or 0.0) if sway_ref else 0.0
             self._latest = (state, verdict.calm or run.paused, pitch)
             # Limits of Stability cues: one target every target_time_s.
-            elapsed = t_s - run.t0_s - run.paused_total_s
+            # Active trial time: pauses (finished and current) do not count.
+            paused_now = t_s - run.paused_since_s if run.paused_since_s is not None else 0.0
+            elapsed = t_s - run.t0_s - run.paused_total_s - paused_now
             if (
                 directions
                 and run.next_cue < len(directions)
@@ -830,7 +836,7 @@ class SessionRunner:
                     stop(EndReason.OPERATOR_ABORT)
                 else:
                     stop(EndReason.SAFETY_STOP)
-            for cmd in self.controls.due(idx, elapsed):
+            for cmd in self.controls.due(idx, t_s - run.t0_s):
                 self._apply(cmd, run, t_s, recorder, stop)
             if run.paused:
                 return

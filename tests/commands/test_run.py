@@ -1,0 +1,178 @@
+"""A whole simulated session through the command line: run, database, report, replay agree."""
+
+from __future__ import annotations
+
+import sqlite3
+import stat
+from pathlib import Path
+
+import pytest
+
+from vrbalance.cli import main
+from vrbalance.report.html import measures_from_html
+from vrbalance.sessions.recorder import read_rows, read_sidecar
+from vrbalance.sessions.store import Store
+
+
+@pytest.fixture
+def data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("VRBALANCE_DATA", str(tmp_path / "data"))
+    monkeypatch.delenv("VRBALANCE_DB", raising=False)
+    return tmp_path / "data"
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.mark.slow
+@pytest.mark.render
+def test_simulated_baseline_session_end_to_end(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        main(
+            [
+                "patient",
+                "add",
+                "P7",
+                "--birth-year",
+                "1948",
+                "--height-cm",
+                "168",
+                "--mass-kg",
+                "64",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "run",
+                "--patient",
+                "P7",
+                "--protocol",
+                "baseline",
+                "--simulate",
+                "--offscreen",
+                "--seconds-scale",
+                "0.1",
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "[1] Baseline: completed" in out
+    (folder,) = (data / "sessions" / "P7").iterdir()
+
+    # The recording: every stream, owner-only, complete sidecar.
+    meta = read_sidecar(folder)
+    assert meta["status"] == "complete" and meta["end_reason"] == "completed"
+    assert meta["simulated"] is True and meta["seconds_scale"] == 0.1
+    states = read_rows(folder / "state.csv")
+    assert 0.9 * 3.0 * 250 <= len(states) <= 3.0 * 250 + 1  # 3 s at 250 Hz, few skipped ticks
+    assert len(read_rows(folder / "plate.csv")) >= 0.9 * 3.0 * 100  # the wii board's 100 Hz
+    assert len(read_rows(folder / "head.csv")) == len(states)
+    assert _mode(folder) == 0o700 and _mode(folder.parent) == 0o700
+    assert all(_mode(p) == 0o600 for p in folder.iterdir())
+    db = data / "vrbalance.sqlite3"
+    assert _mode(db) == 0o600
+
+    # The database: one session, its trial, the same measures as the folder.
+    with Store(db) as store:
+        (session,) = store.sessions("P7")
+        assert session["folder"] == str(folder.resolve())
+        trials = store.trials(session["id"])
+        db_measures = {
+            (m["trial_idx"], m["name"]): m["value"] for m in store.measures(session["id"])
+        }
+    assert [t["name"] for t in trials] == ["Baseline"]
+    assert trials[0]["end_reason"] == "completed"
+    assert db_measures[(0, "duration_s")] == pytest.approx(3.0, abs=0.01)
+    assert 0.001 < db_measures[(0, "cop_velocity_mps")] < 0.05  # quiet stance: mm/s, not m/s
+
+    # The report: written, self-contained, with its plots, same numbers as the database.
+    report = tmp_path / "r.html"
+    assert main(["report", str(folder), "--out", str(report)]) == 0
+    text = report.read_text()
+    assert text.count("data:image/png;base64,") >= 4
+    assert "http://" not in text and "https://" not in text.split("Reference values:")[0]
+    assert "Statokinesigram" in text and "Stabilogram" in text and "BDS" in text
+    html_measures = {(i, n): v for i, n, v, _ in measures_from_html(text)}
+    assert html_measures == db_measures
+    assert _mode(report) == 0o600
+
+    # The session id works wherever a folder does; replay is identical.
+    assert main(["replay", session["id"]]) == 0
+    assert "states identical: True" in capsys.readouterr().out
+
+    assert main(["progress", "P7", "--out", str(tmp_path / "p.html")]) == 0
+    assert (tmp_path / "p.html").read_text().count("data:image/png;base64,") >= 4
+
+
+def test_missing_patient_is_a_clear_error_and_records_nothing(
+    data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["patient", "list"]) == 0
+    assert (
+        main(["run", "--patient", "NOBODY", "--protocol", "baseline", "--simulate", "--no-render"])
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert "vrbalance run: error: no patient 'NOBODY' in " in err
+    assert "add one with `vrbalance patient add NOBODY`" in err
+    assert not (data / "sessions").exists()
+
+
+def test_unsafe_patient_id_is_refused(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["patient", "add", "../etc"]) == 2
+    assert "patient id '../etc': expected 1-64 letters" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_session_survives_a_corrupt_database_and_imports_later(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["patient", "add", "P1"]) == 0
+    db = data / "vrbalance.sqlite3"
+    good = db.read_bytes()
+    db.write_bytes(b"garbage, not sqlite" * 64)
+    rc = main(
+        [
+            "run",
+            "--patient",
+            "P1",
+            "--protocol",
+            "baseline",
+            "--simulate",
+            "--no-render",
+            "--seconds-scale",
+            "0.05",
+        ]
+    )
+    captured = capsys.readouterr()
+    assert rc == 1
+    assert f"{db}: not a vrbalance database" in captured.err
+    assert "file it later with: vrbalance patient import" in captured.err
+    (folder,) = (data / "sessions" / "P1").iterdir()
+    assert read_sidecar(folder)["status"] == "complete"
+    db.write_bytes(good)  # the technician restores the database
+    assert main(["patient", "import", str(folder)]) == 0
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT end_reason FROM sessions").fetchall() == [("completed",)]
+    con.close()
+
+
+def test_db_flag_and_env_select_the_database(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flag_db = tmp_path / "flag.sqlite3"
+    env_db = tmp_path / "env.sqlite3"
+    assert main(["patient", "--db", str(flag_db), "add", "A"]) == 0
+    monkeypatch.setenv("VRBALANCE_DB", str(env_db))
+    assert main(["patient", "add", "B"]) == 0
+    with Store(flag_db) as s1, Store(env_db) as s2:
+        assert [p.id for p in s1.patients()] == ["A"]
+        assert [p.id for p in s2.patients()] == ["B"]
+    assert not (data / "vrbalance.sqlite3").exists()

@@ -1,0 +1,73 @@
+"""Helpers to run short simulated sessions straight through the runner (no CLI, no render)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from vrbalance.balance.geometry import Body
+from vrbalance.clock import MonotonicClock
+from vrbalance.sessions.protocol import Protocol, Trial
+from vrbalance.sessions.runner import (
+    OperatorControls,
+    SessionResult,
+    SessionRunner,
+    SimulatedDevices,
+)
+from vrbalance.sessions.store import Patient
+
+RunSession = Callable[..., SessionResult]
+
+
+def _quiet(name: str, duration_s: float, **kw: object) -> Trial:
+    return Trial(
+        name=name,
+        kind="exercise",
+        scene="park",
+        stance="feet_apart",
+        duration_s=duration_s,
+        level=1,
+        **kw,
+    )  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def quiet() -> Callable[..., Trial]:
+    """``quiet(name, duration_s, **fields) -> Trial``: a quiet-stance trial in the park."""
+    return _quiet
+
+
+@pytest.fixture
+def run_session(tmp_path: Path) -> RunSession:
+    """``run_session(trials, controls=None, script="", patient=None) -> SessionResult``."""
+    counter = iter(range(1000))
+
+    def run(
+        trials: list[Trial],
+        *,
+        controls: OperatorControls | None = None,
+        script: str = "",
+        patient: Patient | None = None,
+        name: str = "test",
+    ) -> SessionResult:
+        patient = patient or Patient("T1", birth_year=1950, height_m=1.70, mass_kg=70.0)
+        clock = MonotonicClock()
+        body = Body(height_m=patient.height_m or 1.7, mass_kg=patient.mass_kg)
+        devices = SimulatedDevices("wii-balance-board", body, clock, seed=3, extra_script=script)
+        protocol = Protocol(name=name, title=name, description="", trials=tuple(trials))
+        folder = tmp_path / "sessions" / patient.id / f"s{next(counter)}"
+        runner = SessionRunner(
+            protocol,
+            patient,
+            folder=folder,
+            session_id=folder.name,
+            devices=devices,
+            clock=clock,
+            controls=controls,
+            metadata={"simulated": True},
+        )
+        return runner.run()
+
+    return run

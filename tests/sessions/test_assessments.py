@@ -1,0 +1,90 @@
+"""Assessment scores against hand-computed values."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from vrbalance.sessions.assessments import (
+    equilibrium_score,
+    los_directions_rad,
+    los_summary,
+    los_target,
+    los_target_distance_m,
+    sensory_ratios,
+    sot_composite,
+)
+
+
+def test_equilibrium_score_is_neurocom_formula() -> None:
+    theta = np.radians([-2.0, 0.5, 3.0, float("nan")])  # range 5 deg of 12.5
+    assert equilibrium_score(theta) == pytest.approx(100 * (1 - 5 / 12.5))
+    assert equilibrium_score(np.radians([0.0, 20.0])) == 0.0  # clipped at 0
+    assert equilibrium_score(np.zeros(10)) == 100.0
+    assert equilibrium_score(np.zeros(10), fell=True) == 0.0
+
+
+def test_sot_composite_weights_conditions_3_to_6_per_trial() -> None:
+    scores = {
+        1: [90, 92, 94],
+        2: [80, 80, 80],
+        3: [70, 72, 74],
+        4: [60, 60, 60],
+        5: [50, 52, 54],
+        6: [40, 40, 40],
+    }
+    neurocom = (92 + 80 + sum(scores[3]) + sum(scores[4]) + sum(scores[5]) + sum(scores[6])) / 14
+    assert sot_composite(scores) == pytest.approx(neurocom)
+    assert math.isnan(sot_composite({}))
+    ratios = sensory_ratios({c: float(np.mean(v)) for c, v in scores.items()})
+    assert ratios["somatosensory"] == pytest.approx(80 / 92)
+    assert ratios["vestibular"] == pytest.approx(52 / 92)
+    assert ratios["preference"] == pytest.approx((72 + 40) / (80 + 52))
+
+
+def test_los_target_distances_follow_neurocom_limits() -> None:
+    h = 1.0
+    assert los_target_distance_m(0.0, h) == pytest.approx(math.tan(math.radians(8.5)))
+    assert los_target_distance_m(math.pi, h) == pytest.approx(math.tan(math.radians(4.5)))
+    assert los_target_distance_m(math.pi / 2, h) == pytest.approx(math.tan(math.radians(8.0)))
+    assert los_directions_rad(8)[2] == pytest.approx(math.pi / 2)
+
+
+def test_los_straight_reach_scores_as_expected() -> None:
+    rate = 100.0
+    t = np.arange(0, 6.0, 1 / rate)
+    direction = math.pi / 4  # forward-right
+    u = np.array([math.sin(direction), math.cos(direction)])
+    # Still for 0.7 s, then a smooth reach of 0.08 m over 1 s, then hold.
+    s = np.clip((t - 0.7) / 1.0, 0, 1)
+    along = 0.08 * s * s * (3 - 2 * s)
+    xy = np.outer(along, u) + np.array([0.01, -0.02])
+    res = los_target(t, xy, 0.0, direction, target_distance_m=0.1)
+    # Onset when 5 % of 0.1 m = 5 mm is passed.
+    onset = t[np.flatnonzero(along >= 0.005)[0]]
+    assert res.reaction_time_s == pytest.approx(onset)
+    assert res.max_excursion_pct == pytest.approx(80.0, abs=0.01)
+    assert res.endpoint_excursion_pct == pytest.approx(80.0, abs=1.0)
+    assert res.directional_control_pct == pytest.approx(100.0, abs=1e-6)  # straight line
+    assert 0.05 < res.movement_velocity_mps < 0.15
+    assert res.direction_deg == pytest.approx(45.0)
+    summary = los_summary([res, res])
+    assert summary["los_max_excursion_pct"] == pytest.approx(80.0, abs=0.01)
+
+
+def test_los_off_axis_wobble_lowers_directional_control() -> None:
+    t = np.arange(0, 3.0, 0.01)
+    s = np.clip(t / 1.0, 0, 1)
+    along = 0.1 * s * s * (3 - 2 * s)
+    across = 0.01 * np.sin(2 * math.pi * 3 * t) * (s < 1)
+    xy = np.column_stack([across, along])  # direction 0 = forward (+y)
+    res = los_target(t, xy, 0.0, 0.0, 0.1)
+    assert res.directional_control_pct < 90.0
+
+
+def test_los_no_movement_gives_nan_reaction_time() -> None:
+    t = np.arange(0, 2.0, 0.01)
+    res = los_target(t, np.zeros((t.size, 2)), 0.0, 0.0, 0.1)
+    assert math.isnan(res.reaction_time_s) and res.max_excursion_pct == 0.0

@@ -1,0 +1,90 @@
+"""The runner on the simulated patient: operator controls, safety stops, end reasons, records."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from vrbalance.sessions.recorder import read_rows, read_sidecar
+from vrbalance.sessions.runner import Command, EndReason, OperatorControls
+
+
+@pytest.mark.slow
+def test_operator_pause_repeat_skip_stop(
+    run_session: Callable[..., Any], quiet: Callable[..., Any]
+) -> None:
+    controls = OperatorControls()
+    controls.send(Command.PAUSE, at_trial_s=0.2, trial=0)
+    controls.send(Command.RESUME, at_trial_s=0.7, trial=0)
+    controls.send(Command.REPEAT, at_trial_s=0.3, trial=1)
+    controls.send(Command.SKIP, at_trial_s=0.2, trial=2)
+    controls.send(Command.STOP, at_trial_s=0.2, trial=3)
+    result = run_session(
+        [quiet("a", 1.0), quiet("b", 1.0), quiet("c", 1.0), quiet("d", 1.0)], controls=controls
+    )
+    assert [t.trial.name for t in result.trials] == ["a", "b", "b", "c"]
+    assert [t.end_reason for t in result.trials] == [
+        EndReason.COMPLETED,
+        EndReason.OPERATOR_ABORT,
+        EndReason.OPERATOR_ABORT,
+        EndReason.OPERATOR_ABORT,
+    ]
+    assert result.end_reason is EndReason.OPERATOR_ABORT
+    first = result.trials[0]
+    assert first.end_t_s - first.start_t_s == pytest.approx(1.5, abs=0.05)  # 0.5 s paused
+    events = read_rows(result.folder / "events.csv")
+    operator = [(e["trial"], e["kind"]) for e in events if e["source"] == "operator"]
+    assert operator == [
+        ("0", "pause"),
+        ("0", "resume"),
+        ("1", "repeat"),
+        ("2", "skip"),
+        ("3", "stop"),
+    ]
+    meta = read_sidecar(result.folder)
+    assert meta["end_reason"] == "operator_abort"
+    assert [t["end_reason"] for t in read_rows(result.folder / "trials.csv")] == [
+        "completed",
+        "operator_abort",
+        "operator_abort",
+        "operator_abort",
+    ]
+
+
+@pytest.mark.slow
+def test_a_fall_is_a_safety_stop_and_the_session_goes_on(
+    run_session: Callable[..., Any], quiet: Callable[..., Any]
+) -> None:
+    result = run_session([quiet("fall", 4.0), quiet("next", 0.3)], script="fall@0.4s")
+    fall, nxt = result.trials
+    assert fall.end_reason is EndReason.SAFETY_STOP
+    assert fall.end_t_s - fall.start_t_s < 3.0  # stopped well before the planned 4 s
+    assert fall.safety_triggered
+    # The session goes on after a stop; this trial ends before its scripted fall.
+    assert nxt.end_reason is EndReason.COMPLETED and result.end_reason is EndReason.COMPLETED
+    events = read_rows(result.folder / "events.csv")
+    alarms = [e for e in events if e["source"] == "safety" and e["severity"] == "alarm"]
+    assert alarms and all(e["trial"] == "0" for e in alarms)
+    states = read_rows(result.folder / "state.csv")
+    assert "stop_trial" in {s["response"] for s in states}
+
+
+@pytest.mark.slow
+def test_emergency_stop_ends_the_trial_as_operator_abort(
+    run_session: Callable[..., Any], quiet: Callable[..., Any]
+) -> None:
+    controls = OperatorControls()
+    controls.send(Command.EMERGENCY_STOP, at_trial_s=0.3, trial=0)
+    result = run_session([quiet("estop", 3.0)], controls=controls)
+    (trial,) = result.trials
+    assert trial.end_reason is EndReason.OPERATOR_ABORT
+    assert trial.end_t_s - trial.start_t_s < 0.5
+    states = read_rows(result.folder / "state.csv")
+    assert states[-1]["estop"] == "1" and states[-1]["response"] == "stop_trial"
+
+
+def test_commands_are_typed() -> None:
+    with pytest.raises(TypeError, match=r"command: expected Command, got 'skip'"):
+        OperatorControls().send("skip")  # type: ignore[arg-type]
