@@ -51,6 +51,8 @@ from vrbalance.devices.simulator import (
 
 log = logging.getLogger(__name__)
 
+DEFAULT_PLATE = "wii-balance-board"
+
 DEFAULT_RATE_HZ = {"ascii": 100.0, "binary": 1000.0}
 """Rates when neither the caller nor the plate file says: a DIY HX711 board
 streams ~80-100 Hz; binary plates are the 1 kHz ones."""
@@ -76,9 +78,11 @@ class SimulatedPlateServer:
 
     Parameters
     ----------
-    plate : str, Path or PlateSpec
+    plate : str, Path or PlateSpec, optional
         Plate id (``"wii-balance-board"``, ``"generic-six-axis"``), a plate
-        TOML path, or a loaded spec.
+        TOML path, or a loaded spec; default ``"wii-balance-board"``.
+    plate_id : str, optional
+        The same as a keyword (``plate_id="generic-six-axis"``).
     protocol : {"ascii", "binary"}, optional
         Wire protocol; default: the plate's.
     rate_hz : float, optional
@@ -105,8 +109,9 @@ class SimulatedPlateServer:
 
     def __init__(
         self,
-        plate: Any = "wii-balance-board",
+        plate: Any = None,
         *,
+        plate_id: str | None = None,
         protocol: str | None = None,
         rate_hz: float | None = None,
         script: str | Sequence[ScriptEvent] = (),
@@ -118,7 +123,9 @@ class SimulatedPlateServer:
         banner: bool = True,
         on_write: WriteHook | None = None,
     ) -> None:
-        self.plate = _resolve_plate(plate)
+        if plate is not None and plate_id is not None:
+            raise ValueError(f"give plate or plate_id, not both (got {plate!r} and {plate_id!r})")
+        self.plate = _resolve_plate(plate if plate is not None else plate_id or DEFAULT_PLATE)
         self.protocol = protocol or self.plate.serial.protocol
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}; got {protocol!r}")
@@ -293,4 +300,5 @@ class SimulatedPlateServer:
                         self._on_write(first, len(chunk), t_write_s)
                 else:
                     self.frames_unsent += len(chunk)
-            clock.sleep_s(t0_s + k * period_s - clock.now_s())
+            # Short sleeps so stop() and scripted events are honoured promptly at any rate.
+            clock.sleep_s(min(t0_s + k * period_s - clock.now_s(), 0.05))

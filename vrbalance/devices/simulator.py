@@ -203,7 +203,9 @@ class StandingPerson:
         self._hist: deque[np.ndarray] = deque(
             [np.zeros(4) for _ in range(n_delay)], maxlen=n_delay
         )  # (theta_ml, theta_ap, omega_ml, omega_ap) delayed
-        self.theta = np.zeros(2)  # (ML about y, AP about x): CoM offset = h sin(theta)
+        # Public (read by vrbalance.sessions.sim for the simulated head): body tilt
+        # (ML, AP) in rad; the CoM sits h sin(theta) from the stance centre.
+        self.theta = np.zeros(2)
         self.omega = np.zeros(2)
         self._noise = np.zeros(2)
         self._muscle1 = np.zeros(2)
