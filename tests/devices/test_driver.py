@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable
 
@@ -230,3 +231,54 @@ def test_silent_port_says_no_data(wii: PlateSpec, pty_pair) -> None:
         plate.open()
     plate.close()  # idempotent after a failed open
     assert plate.state is PlateState.CLOSED
+
+
+def test_random_bytes_at_the_wrong_baud_rate_are_a_protocol_error(
+    six_axis: PlateSpec, pty_pair
+) -> None:
+    # What a UART at the wrong baud rate delivers: a steady stream of noise.
+    master, path = pty_pair
+    rng = np.random.default_rng(0)
+    stop = threading.Event()
+
+    def noise() -> None:
+        while not stop.wait(0.01):
+            os.write(master, rng.integers(0, 256, 200, dtype=np.uint8).tobytes())
+
+    writer = threading.Thread(target=noise, daemon=True)
+    writer.start()
+    try:
+        with pytest.raises(
+            ProtocolError,
+            match=(
+                rf"bytes but no valid frame from serial port '{path}' within 0.3 s: "
+                r"wrong baud rate or protocol\? \(tried 921600 baud, binary protocol, "
+                r"6 channels; saw \d+ bytes, \d+ CRC failures"
+            ),
+        ):
+            ForcePlate(path, six_axis, first_frame_timeout_s=0.3).open()
+    finally:
+        stop.set()
+        writer.join()
+
+
+def test_a_failing_frames_hook_is_a_parse_error_not_a_lost_port(wii: PlateSpec, pty_pair) -> None:
+    master, path = pty_pair
+    calls = []
+
+    def hook(frames, t_s: float) -> None:
+        calls.append(len(frames))
+        if len(calls) == 1:
+            raise ValueError("recorder bug")
+
+    with ForcePlate(path, wii, on_frames=hook, wait_for_first_frame=False) as plate:
+        os.write(master, b"\n0,0,1,2,3,4\n")
+        wait_until(lambda: plate.stats().parse_errors == 1)
+        os.write(master, b"1,1,1,2,3,4\n")
+        wait_until(lambda: len(calls) == 2)
+        stats = plate.stats()
+        kinds = [e.kind for e in plate.drain_events()]
+        assert [f.seq for f in plate.drain()] == [0, 1]
+        assert plate.state is PlateState.STREAMING
+    assert (stats.parse_errors, stats.io_errors) == (1, 0)
+    assert "plate_parse_error" in kinds and "plate_lost" not in kinds

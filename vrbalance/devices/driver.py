@@ -75,7 +75,9 @@ class DriverStats:
     io_errors : int
         Port failures (each one a ``lost``).
     parse_errors : int
-        Exceptions raised by the protocol or converter (bugs, not bad bytes).
+        Exceptions raised by the protocol, the converter or the ``on_frames``
+        hook: bugs in code handling good bytes, not bad bytes (those the
+        protocol drops and counts in ``parser``) and not port failures.
     reconnects : int
         Successful reopenings after a loss.
     parser : ParserStats
@@ -398,7 +400,6 @@ class ForcePlate:
         clock = self._clock
         protocol = self._protocol
         convert = self._converter.convert
-        buffer = self._buffer
         backoff_i = 0
         while not self._stop.is_set():
             port = self._serial
@@ -445,6 +446,9 @@ class ForcePlate:
             if data:
                 try:
                     frames = [convert(raw) for raw in protocol.feed(data, now_s)]
+                    if frames:
+                        self._push(frames, now_s)
+                        continue
                 except Exception as exc:
                     self._parse_errors += 1
                     log.exception("parsing %d bytes from %s failed", len(data), self.port)
@@ -455,19 +459,21 @@ class ForcePlate:
                         error=str(exc),
                     )
                     continue
-                if frames:
-                    free = buffer.maxlen - len(buffer) if buffer.maxlen else len(frames)
-                    if len(frames) > free:
-                        self._overflowed += len(frames) - free
-                    buffer.extend(frames)
-                    self._frames += len(frames)
-                    self._last_frame_t_s = now_s
-                    if self._on_frames is not None:
-                        self._on_frames(frames, clock.now_s())
-                    if self._state is not PlateState.STREAMING:
-                        self._on_first_frame(now_s)
-                    continue
             self._check_timeouts(now_s)
+
+    def _push(self, frames: list[PlateFrame], now_s: float) -> None:
+        """Into the ring buffer (oldest dropped and counted when full), then the hook."""
+        buffer = self._buffer
+        free = buffer.maxlen - len(buffer) if buffer.maxlen else len(frames)
+        if len(frames) > free:
+            self._overflowed += len(frames) - free
+        buffer.extend(frames)
+        self._frames += len(frames)
+        self._last_frame_t_s = now_s
+        if self._state is not PlateState.STREAMING:
+            self._on_first_frame(now_s)
+        if self._on_frames is not None:
+            self._on_frames(frames, self._clock.now_s())
 
     def _on_first_frame(self, now_s: float) -> None:
         if self._was_lost:
