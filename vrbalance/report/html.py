@@ -344,7 +344,7 @@ def _reference(
             )
             if st is not None:
                 pairs.append((tr["name"], st))
-    out = ["<h2>Standing against reference values</h2>"]
+    out = ["<h2>Standing against reference values (BDS, Santos &amp; Duarte 2016)</h2>"]
     if not pairs:
         out.append("<p>No completed quiet-stance trial to compare.</p>")
         return out
