@@ -248,6 +248,13 @@ class WorldApp:
         """Create the ShowBase, the output, the camera, the overlay and the first scene."""
         if self.state is not AppState.CREATED:
             raise RuntimeError(f"WorldApp.open(): already {self.state.value}")
+        import builtins
+
+        if hasattr(builtins, "base"):  # only checked, never used (house rule 11)
+            raise RuntimeError(
+                "only one WorldApp can be open at a time in a process "
+                "(Panda3D allows one ShowBase); close the other first"
+            )
         if self.output == "window" and not _has_display():
             raise DisplayUnavailableError(
                 "no display to open a window on (DISPLAY is not set); "
@@ -267,6 +274,9 @@ class WorldApp:
         ]
         if self.output != "window":
             prc += ["load-display p3headlessgl", "aux-display p3headlessgl"]
+            # Finish each frame on the (software) GPU before the next: frame times
+            # are then honest, and closing does not wait for a queue of frames.
+            prc.append("gl-finish 1")
         self._prc_page = loadPrcFileData("vrbalance-world", "\n".join(prc))
         window_type = "onscreen" if self.output == "window" else "offscreen"
         try:
@@ -380,6 +390,20 @@ class WorldApp:
         with self._lock:
             self._requests.append(("resume", None))
 
+    def acknowledge_stop(self) -> None:
+        """Operator clears an emergency stop or pause; perturbations ramp back in next frame."""
+        self.emergency_stopped = False
+        self.paused = False
+        self.resume()
+
+    def set_head_source(self, source: HeadPoseSource | None) -> None:
+        """Drive the camera from ``source`` (``None``: the scene's still default view)."""
+        self._default_head = source is None
+        if source is None:
+            pitch = float(getattr(self.scene, "default_gaze_pitch_deg", 0.0))
+            source = FixedHeadSource(pitch_deg=pitch)
+        self.head_source = source
+
     def press(self, key: str) -> None:
         """Inject a key press (tests, offscreen demo) exactly as the keyboard would."""
         self._on_key(key)
@@ -387,6 +411,11 @@ class WorldApp:
     def add_listener(self, callback: Callable[[Event], None]) -> None:
         """Receive operator and world events (pause, emergency stop, level and scene changes)."""
         self._listeners.append(callback)
+
+    def remove_listener(self, callback: Callable[[Event], None]) -> None:
+        """Stop sending events to ``callback`` (no error if it was not registered)."""
+        if callback in self._listeners:
+            self._listeners.remove(callback)
 
     # --- headset / extra views -----------------------------------------------------------
     def make_camera(self, output: Any, lens: Any = None, name: str = "eye") -> Any:

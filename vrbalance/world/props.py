@@ -47,7 +47,7 @@ def deciduous_tree(rng: np.random.Generator, height_m: float) -> Mesh:
         offset = rng.normal(0, crown_r * 0.35, 3)
         r = crown_r * rng.uniform(0.65, 1.0)
         parts.append(
-            sphere(r, green, rings=6, segments=9).transformed(
+            sphere(r, green, rings=5, segments=8).transformed(
                 translate=(offset[0], offset[1], trunk_h + crown_r * 0.8 + offset[2] * 0.5)
             )
         )

@@ -37,6 +37,8 @@ TILE_M = 40.0
 N_TILES = 5
 #: Half-width of the terrain strip that flows, m (beyond it, a static plain).
 TERRAIN_HALF_WIDTH_M = 40.0
+#: Ground mesh spacing along the path, m (bumps are >= 3 m long).
+GROUND_STEP_M = 1.0
 #: Texture repeat lengths, m (TILE_M must be a multiple of both).
 GRASS_UV_M = 4.0
 GRAVEL_UV_M = 2.0
@@ -123,8 +125,7 @@ class ParkScene(SceneBase):
         self.flow_distance_m = 0.0
         self._flow: NodePath | None = None
         self._terrain: _Terrain | None = None
-        self._lawn: NodePath | None = None
-        self._path: NodePath | None = None
+        self._ground: NodePath | None = None
         self._trees: NodePath | None = None
         self._tree_spots: list[tuple[float, float, geo.Mesh]] = []
         self._furniture: list[tuple[NodePath, float, float]] = []  # node, side, y
@@ -166,7 +167,6 @@ class ParkScene(SceneBase):
         bench_mesh = props.bench()
         post_mesh, glass_mesh = props.lamp_post()
         furniture_root = self._flow.attachNewNode("furniture")
-        lantern_parts: list[geo.Mesh] = []
         for tile in range(-1, N_TILES - 1):
             for y_in, side, kind in (
                 (6.0, 1.0, "bench"),
@@ -183,7 +183,6 @@ class ParkScene(SceneBase):
                 else:
                     node = geo.attach_mesh(furniture_root, post_mesh, "lamp")
                     self._furniture.append((node, side * 0.6, y))
-                    lantern_parts.append(glass_mesh)
                     self._lantern_lights.append(node)
         # The lanterns are children of the posts so they move with them.
         for post in self._lantern_lights:
@@ -252,50 +251,55 @@ class ParkScene(SceneBase):
             self._distractors.append(d)
 
     def _rebuild_ground(self) -> None:
-        """Rebuild lawn and path meshes for the current width and unevenness."""
+        """Rebuild lawn, path and kerbs for the current width and unevenness.
+
+        One node per tile (lawn, path, trees) so that Panda3D culls the tiles
+        behind the patient and beyond the view: llvmpipe is vertex-bound here.
+        """
         if self._flow is None or self._terrain is None:
             return
         uneven = self.params.get("ground_unevenness_m", 0.0)
         half = self.params.get("path_width_m", 2.0) / 2
-        y0, y1 = -TILE_M, (N_TILES - 1) * TILE_M
-        ys = np.linspace(y0, y1, int((y1 - y0) / 0.5) + 1)
+        if self._ground is not None:
+            self._ground.removeNode()
+        self._ground = self._flow.attachNewNode("ground")
         # Lawn: fine columns near the path (bumps and path edge), coarse far away.
         xs = np.unique(
             np.concatenate(
                 [
-                    np.linspace(-TERRAIN_HALF_WIDTH_M, -6, 18),
-                    np.linspace(-6, 6, 49),
-                    np.linspace(6, TERRAIN_HALF_WIDTH_M, 18),
+                    np.linspace(-TERRAIN_HALF_WIDTH_M, -6, 10),
+                    np.linspace(-6, 6, 25),
+                    np.linspace(6, TERRAIN_HALF_WIDTH_M, 10),
                 ]
             )
         )
-        gx, gy = np.meshgrid(xs, ys)
-        z = self._terrain.height(gx, gy, uneven, half)
-        # Lawn edges tuck under the static plain so the strip's border never shows.
-        edge = np.clip((np.abs(gx) - (TERRAIN_HALF_WIDTH_M - 4)) / 4, 0, 1)
-        z = z * (1 - edge) - 0.4 * edge
-        lawn = geo.heightfield(xs, ys, z, uv_scale_m=GRASS_UV_M)
-        # Path: its own strip, slightly above, sampling the same surface.
-        pxs = np.linspace(-half, half, max(3, int(half * 8) + 1))
-        pgx, pgy = np.meshgrid(pxs, ys)
-        pz = self._terrain.height(pgx, pgy, uneven, half) + PATH_LIFT_M
-        path = geo.heightfield(pxs, ys, pz, uv_scale_m=GRAVEL_UV_M)
-        # Kerb: darker edging strips along both sides make the width readable.
-        kerbs = []
-        for side in (-1.0, 1.0):
-            kx = np.array([side * half - 0.06, side * half + 0.06])
-            kgx, kgy = np.meshgrid(kx, ys)
-            kz = self._terrain.height(kgx, kgy, uneven, half) + 2 * PATH_LIFT_M
-            kerbs.append(geo.heightfield(kx, ys, kz, (0.45, 0.42, 0.38, 1)))
-        for node in (self._lawn, self._path):
-            if node is not None:
-                node.removeNode()
-        self._lawn = geo.attach_mesh(self._flow, lawn, "lawn")
-        self._lawn.setTexture(self._textures["grass"])  # type: ignore[arg-type]
-        self._path = geo.attach_mesh(self._flow, path, "path")
-        self._path.setTexture(self._textures["gravel"])  # type: ignore[arg-type]
-        kerb_node = geo.attach_mesh(self._path, geo.concat(kerbs), "kerbs")
-        kerb_node.setTextureOff(1)
+        pxs = np.linspace(-half, half, max(3, int(half * 4) + 1))
+        for tile in range(-1, N_TILES - 1):
+            ys = np.linspace(tile * TILE_M, (tile + 1) * TILE_M, int(TILE_M / GROUND_STEP_M) + 1)
+            gx, gy = np.meshgrid(xs, ys)
+            z = self._terrain.height(gx, gy, uneven, half)
+            # Lawn edges tuck under the static plain so the strip's border never shows.
+            edge = np.clip((np.abs(gx) - (TERRAIN_HALF_WIDTH_M - 4)) / 4, 0, 1)
+            z = z * (1 - edge) - 0.4 * edge
+            lawn = geo.attach_mesh(
+                self._ground, geo.heightfield(xs, ys, z, uv_scale_m=GRASS_UV_M), f"lawn-{tile}"
+            )
+            lawn.setTexture(self._textures["grass"])  # type: ignore[arg-type]
+            # Path: its own strip, slightly above, sampling the same surface.
+            pgx, pgy = np.meshgrid(pxs, ys)
+            pz = self._terrain.height(pgx, pgy, uneven, half) + PATH_LIFT_M
+            path = geo.attach_mesh(
+                self._ground, geo.heightfield(pxs, ys, pz, uv_scale_m=GRAVEL_UV_M), f"path-{tile}"
+            )
+            path.setTexture(self._textures["gravel"])  # type: ignore[arg-type]
+            # Kerb: darker edging strips along both sides make the width readable.
+            kerbs = []
+            for side in (-1.0, 1.0):
+                kx = np.array([side * half - 0.06, side * half + 0.06])
+                kgx, kgy = np.meshgrid(kx, ys)
+                kz = self._terrain.height(kgx, kgy, uneven, half) + 2 * PATH_LIFT_M
+                kerbs.append(geo.heightfield(kx, ys, kz, (0.45, 0.42, 0.38, 1)))
+            geo.attach_mesh(self._ground, geo.concat(kerbs), f"kerbs-{tile}")
         self._rebuild_props(uneven, half)
 
     def _rebuild_props(self, uneven: float, half: float) -> None:
@@ -304,13 +308,14 @@ class ParkScene(SceneBase):
             return
         if self._trees is not None:
             self._trees.removeNode()
-        meshes = []
+        self._trees = self._flow.attachNewNode("trees")
         for tile in range(-1, N_TILES - 1):
+            meshes = []
             for x, y_in, mesh in self._tree_spots:
                 y = tile * TILE_M + y_in
                 z = float(self._terrain.height(np.array(x), np.array(y), uneven, half))
                 meshes.append(mesh.transformed(translate=(x, y, z)))
-        self._trees = geo.attach_mesh(self._flow, geo.concat(meshes), "trees")
+            geo.attach_mesh(self._trees, geo.concat(meshes), f"trees-{tile}")
         for node, offset, y in self._furniture:
             side = math.copysign(1.0, offset)
             x = side * (half + abs(offset))
