@@ -314,3 +314,13 @@ def test_bad_arguments_are_rejected() -> None:
         CrowdModel(CrowdLevel(), seed=-3)
     with pytest.raises(ValueError, match="exceeds capacity 10"):
         CrowdModel(CrowdLevel(pedestrian_count=20), seed=0, capacity=10)
+
+
+def test_an_empty_square_steps_and_fills_when_asked() -> None:
+    model = CrowdModel(CrowdLevel(pedestrian_count=0), seed=0)
+    model.step(0.5)
+    assert model.active_count == 0
+    assert model.violations() == (math.inf, math.inf)
+    model.set_level(CrowdLevel(pedestrian_count=3))
+    model.step(1 / 60)
+    assert model.active_count == 3
