@@ -1,0 +1,83 @@
+"""``vrbalance patient``: add, list, show, set-envelope, import."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vrbalance.cli import main
+from vrbalance.sessions.store import Store
+
+
+@pytest.fixture
+def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("VRBALANCE_DATA", str(tmp_path / "data"))
+    path = tmp_path / "records.sqlite3"
+    monkeypatch.setenv("VRBALANCE_DB", str(path))
+    return path
+
+
+def test_add_list_show(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert (
+        main(
+            [
+                "patient",
+                "add",
+                "P2",
+                "--birth-year",
+                "1960",
+                "--sex",
+                "F",
+                "--height-cm",
+                "162",
+                "--mass-kg",
+                "58",
+                "--foot-length-cm",
+                "24",
+            ]
+        )
+        == 0
+    )
+    assert main(["patient", "list"]) == 0
+    assert main(["patient", "show", "P2"]) == 0
+    out = capsys.readouterr().out
+    assert f"added patient P2 to {db}" in out
+    assert "P2" in out and "0 session(s)" in out and '"height_m": 1.62' in out
+    with Store(db) as store:
+        p = store.patient("P2")
+    assert (p.height_m, p.mass_kg, p.foot_length_m, p.sex) == (1.62, 58.0, 0.24, "F")
+
+
+def test_bad_values_are_refused_with_the_flag_named(
+    db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["patient", "add", "P3", "--height-cm", "1.7"]) == 2
+    assert "--height-cm: expected a value in [50, 260], got 1.7" in capsys.readouterr().err
+    assert main(["patient", "add", "P3"]) == 0
+    assert main(["patient", "add", "P3"]) == 2
+    assert "patient 'P3' already exists" in capsys.readouterr().err
+    assert main(["patient", "show", "P4"]) == 2
+    assert "no patient 'P4'" in capsys.readouterr().err
+
+
+def test_set_envelope_validates_against_the_hard_caps(
+    db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["patient", "add", "P5"]) == 0
+    good = tmp_path / "env.toml"
+    good.write_text("[levels]\npark = 3\nother = 1\n")
+    assert main(["patient", "set-envelope", "P5", str(good)]) == 0
+    with Store(db) as store:
+        assert store.patient("P5").envelope["levels"]["park"] == 3
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[levels]\npark = 3\n[time]\nmax_trial_s = 1e9\n")
+    assert main(["patient", "set-envelope", "P5", str(bad)]) == 2
+    assert "bad.toml" in capsys.readouterr().err
+
+
+def test_import_of_a_non_session_folder_is_a_clear_error(
+    db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["patient", "import", str(tmp_path)]) == 2
+    assert "not a vrbalance session folder (no session.json)" in capsys.readouterr().err
