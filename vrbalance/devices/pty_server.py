@@ -60,6 +60,9 @@ streams ~80-100 Hz; binary plates are the 1 kHz ones."""
 BANNER = b"# vrbalance simulated plate\r\n# tare ok\r\n"
 """What the simulated ASCII board prints at boot (the parser must skip it)."""
 
+BACKLOG_BYTES = 64 * 1024
+"""Bytes queued when the pty is full (1.7 s of 1 kHz six-channel frames)."""
+
 WriteHook = Callable[[int, int, float], None]
 """``hook(first_seq, n_frames, t_s)`` after every write; ``t_s`` is the clock just
 before the write began (benchmarks measure latency from it)."""
@@ -153,6 +156,7 @@ class SimulatedPlateServer:
         self._master: int | None = None
         self._slave: int | None = None
         self._lock = threading.Lock()
+        self._backlog = bytearray()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._stalled_until_s: float | None = None
@@ -184,6 +188,7 @@ class SimulatedPlateServer:
         with self._lock:
             fds = (self._master, self._slave)
             self._master = self._slave = None
+            self._backlog.clear()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.port_path)
         for fd in fds:
@@ -205,24 +210,32 @@ class SimulatedPlateServer:
         self._stalled_until_s = self._clock.now_s() + duration_s
 
     def _write(self, data: bytes) -> bool:
+        """Queue ``data`` and write as much of the queue as the pty takes now.
+
+        Returns False if the plate is unplugged or the queue is full, in which
+        case ``data`` is dropped whole (never part of a frame). The pty holds
+        only about 4 KiB (about 110 binary frames); the queue stands for the
+        kernel and USB-adapter buffers of a real plate, so a reader starved of
+        CPU for a moment receives its frames late rather than not at all.
+        """
         with self._lock:
             fd = self._master
             if fd is None:
                 return False
-            view = memoryview(data)
-            while view:
+            accepted = len(self._backlog) + len(data) <= BACKLOG_BYTES
+            if accepted:
+                self._backlog += data
+            while self._backlog:
                 try:
-                    written = os.write(fd, view)
+                    written = os.write(fd, self._backlog)
                 except BlockingIOError:
-                    # Nobody reads and the pty buffer (~4 KiB) is full: a real
-                    # plate's UART would overrun the same way. Drop the rest.
-                    return False
+                    break
                 except OSError as exc:
                     if exc.errno == errno.EIO:
-                        return False
+                        break
                     raise
-                view = view[written:]
-            return True
+                del self._backlog[:written]
+            return accepted
 
     # -- lifecycle ------------------------------------------------------------
     def start(self) -> Self:
