@@ -267,12 +267,12 @@ class FakeXr:
             self._fail(_xr.CallOrderInvalidError, "instance destroyed before its session")
         self.instance = None
 
-    def get_system(self, instance: Any, get_info: Any) -> int:
+    def get_system(self, instance: Any, get_info: Any) -> Any:
         self.calls.append("get_system")
         if not self.headset:
             raise _xr.FormFactorUnavailableError()
         self.system_id = 1
-        return 1
+        return _xr.SystemId(1)  # a ctypes c_uint64, as pyopenxr returns
 
     def enumerate_view_configurations(self, instance: Any, system_id: int) -> list[int]:
         return [_xr.ViewConfigurationType.PRIMARY_STEREO.value]
@@ -295,11 +295,11 @@ class FakeXr:
             max_api_version_supported=_xr.Version(4, 6, 0),
         )
 
-    def convert_timespec_time_to_time_khr(self, instance: Any, timespec_time: Any) -> int:
+    def convert_timespec_time_to_time_khr(self, instance: Any, timespec_time: Any) -> Any:
         if "XR_KHR_convert_timespec_time" not in self.enabled:
             self._fail(_xr.FunctionUnsupportedError, "XR_KHR_convert_timespec_time not enabled")
         mono_ns = int(timespec_time.tv_sec) * 1_000_000_000 + int(timespec_time.tv_nsec)
-        return mono_ns + self.monotonic_offset_ns
+        return _xr.Time(mono_ns + self.monotonic_offset_ns)  # pyopenxr returns c_int64
 
     # -- session ------------------------------------------------------------------------------
 

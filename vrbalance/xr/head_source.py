@@ -127,16 +127,17 @@ class XrHeadPoseSource:
             if self._mode == "timespec":
                 sec = math.floor(t_s)
                 ts = api.timespec(int(sec), round((t_s - sec) * 1e9))
-                xr_ns = int(api.convert_timespec_time_to_time_khr(instance, ts))
+                raw = api.convert_timespec_time_to_time_khr(instance, ts)
             else:
                 freq = ctypes.c_int64()
                 ctypes.windll.kernel32.QueryPerformanceFrequency(ctypes.byref(freq))  # type: ignore[attr-defined]
                 counter = ctypes.c_int64(round(t_s * freq.value))
-                xr_ns = int(api.convert_win32_performance_counter_to_time_khr(instance, counter))
+                raw = api.convert_win32_performance_counter_to_time_khr(instance, counter)
         except api.XrException as exc:
             log.warning("XrTime conversion failed (%s); using the display time instead", exc)
             self._mode = "display_time"
             return
+        xr_ns = int(getattr(raw, "value", raw))  # pyopenxr returns a ctypes c_int64 (XrTime)
         self._offset_ns = xr_ns - round(t_s * 1e9)
         self._offset_measured_s = t_s
 

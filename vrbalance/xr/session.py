@@ -755,6 +755,7 @@ class XrSession:
             otherwise a plan that **must** be passed to :meth:`end_frame`.
         """
         api = self.api
+        self.last_wait_s = 0.0
         self.poll_events()
         if not self._running or self._lost:
             return None
