@@ -176,8 +176,23 @@ def stabilogram(data: SessionData) -> bytes:
     axes = [fig.add_subplot(2, 1, 1), fig.add_subplot(2, 1, 2)]
     for i, (ax, name) in enumerate(zip(axes, ("ML (x right)", "AP (y anterior)"), strict=True)):
         _shade_trials(ax, data)
-        ax.plot(data.t_s, data.cop_m[:, i] * 100.0, color="#4c72b0", lw=0.6, label="CoP")
-        ax.plot(data.t_s, data.com_m[:, i] * 100.0, color="#55a868", lw=0.8, label="CoM")
+        # One line per trial: no line is drawn across the gap between two trials.
+        for k, idx in enumerate(np.unique(data.trial)):
+            sel = data.trial == idx
+            ax.plot(
+                data.t_s[sel],
+                data.cop_m[sel, i] * 100.0,
+                color="#4c72b0",
+                lw=0.6,
+                label="CoP" if k == 0 else None,
+            )
+            ax.plot(
+                data.t_s[sel],
+                data.com_m[sel, i] * 100.0,
+                color="#55a868",
+                lw=0.8,
+                label="CoM" if k == 0 else None,
+            )
         ax.set_ylabel(f"{name} (cm)", fontsize=9)
         ax.tick_params(labelsize=8)
     axes[0].legend(fontsize=8, loc="upper right")
