@@ -282,3 +282,15 @@ def test_a_failing_frames_hook_is_a_parse_error_not_a_lost_port(wii: PlateSpec, 
         assert plate.state is PlateState.STREAMING
     assert (stats.parse_errors, stats.io_errors) == (1, 0)
     assert "plate_parse_error" in kinds and "plate_lost" not in kinds
+
+
+def test_a_closed_plate_can_be_opened_again(wii: PlateSpec) -> None:
+    with SimulatedPlateServer(wii, rate_hz=200, seed=0) as sim:
+        plate = ForcePlate(sim.port_path, sim.plate)
+        for _ in range(2):
+            with plate:
+                wait_until(lambda: len(plate.drain()) > 0)
+                assert plate.state is PlateState.STREAMING
+            assert plate.state is PlateState.CLOSED
+        kinds = [e.kind for e in plate.drain_events()]
+    assert kinds == ["plate_connecting", "plate_streaming", "plate_closed"] * 2

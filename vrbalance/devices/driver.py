@@ -268,6 +268,12 @@ class ForcePlate:
         if self._thread is not None:
             return self
         self._serial = open_serial(self.port, self.baud, timeout_s=self._read_timeout_s)
+        # A ForcePlate may be opened again after close(): start from a clean slate.
+        self._ready.clear()
+        self._open_error = None
+        self._was_lost = False
+        self._last_frame_t_s = None
+        self._protocol.reset()
         self._connect_t_s = self._clock.now_s()
         self._set_state(PlateState.CONNECTING, "plate_connecting", f"opened {self.port}")
         self._stop.clear()
