@@ -6,7 +6,8 @@ tagged with the tick that consumed it: the plate frames drained at each tick
 the status the monitor was told (``state.csv``: plate status, emergency stop).
 Floats are written with :func:`repr`, so they come back bit for bit. Feeding
 them tick by tick, on a :class:`~vrbalance.clock.ManualClock` set to each
-recorded tick time, into a fresh
+recorded tick time, through the same per-tick composition the runner uses
+(:meth:`vrbalance.realtime.pipeline.BalanceLoop.tick`) into a fresh
 :class:`~vrbalance.balance.estimator.BalanceEstimator` per trial and one
 :class:`~vrbalance.director.monitor.SafetyMonitor` (reset at each trial start,
 as the runner does) reproduces every :class:`BalanceState` and every safety
@@ -28,6 +29,7 @@ from typing import Any
 from vrbalance.balance.state import BalanceState
 from vrbalance.clock import ManualClock
 from vrbalance.events import Event
+from vrbalance.samples import HeadPose
 from vrbalance.sessions.protocol import Trial
 from vrbalance.sessions.recorder import (
     RecordingError,
@@ -73,6 +75,21 @@ class ReplayResult:
     def identical(self) -> bool:
         """Same states and same safety events as the recording."""
         return self.mismatched_states == 0 and self.safety_events == self.recorded_safety_events
+
+
+class _RecordedFeed:
+    """Plate feed and head source that hand out what the recording says this tick got."""
+
+    def __init__(self) -> None:
+        self.frames: list[Any] = []
+        self.pose: HeadPose | None = None
+
+    def drain(self) -> list[Any]:
+        frames, self.frames = self.frames, []
+        return frames
+
+    def pose_at(self, t_s: float) -> HeadPose | None:
+        return self.pose
 
 
 def _trial_from_meta(meta: dict[str, Any], trial_row: dict[str, str] | None) -> Trial | None:
@@ -123,6 +140,7 @@ def replay_session(
     from vrbalance.config.plates import load_foot_template, load_plate
     from vrbalance.director.envelope import SafetyEnvelope
     from vrbalance.director.monitor import MonitorStatus, PlateStatus, SafetyMonitor
+    from vrbalance.realtime.pipeline import BalanceLoop
 
     folder = Path(folder)
     meta = read_sidecar(folder)
@@ -152,6 +170,14 @@ def replay_session(
 
     monitor = SafetyMonitor(envelope)
     clock = ManualClock(float(states[0]["t_s"]) if states else 0.0)
+    rate_hz = float(meta.get("rate_hz", 250.0))
+    feed = _RecordedFeed()
+    status_now = [MonitorStatus()]
+
+    def judge(state: BalanceState) -> Any:
+        return monitor.step(state, status_now[0])
+
+    balance: Any = None
     replayed: list[BalanceState] = []
     events: list[Event] = []
     mismatches = 0
@@ -171,6 +197,15 @@ def replay_session(
             current_trial = trial_idx
             stance = make_stance(row["stance"], body, template)
             estimator = BalanceEstimator(stance, body, plate.geometry)
+            balance = BalanceLoop(
+                estimator,
+                clock=clock,
+                rate_hz=rate_hz,
+                plate=feed,
+                head=feed,
+                monitor=judge,
+                name="replay",
+            )
             monitor.request_reset()
             trial_t0 = t_s
             head_expected = bool(starts.get(trial_idx, {}).get("head_expected", True))
@@ -181,17 +216,17 @@ def replay_session(
         if t_s > clock.now_s():
             clock.advance(t_s - clock.now_s())
         tick = int(row["tick"])
-        state = estimator.update(
-            clock.now_s(), frames_at.get((trial_idx, tick), []), head_at.get((trial_idx, tick))
-        )
-        status = MonitorStatus(
+        feed.frames = frames_at.get((trial_idx, tick), [])
+        feed.pose = head_at.get((trial_idx, tick))
+        status_now[0] = MonitorStatus(
             plate=PlateStatus(row["plate_status"] or "none"),
             head_expected=head_expected,
             emergency_stop=row["estop"] == "1",
             trial_elapsed_s=t_s - trial_t0,
             session_elapsed_s=t_s - origin_s,
         )
-        verdict = monitor.step(state, status)
+        result = balance.tick(tick, clock.now_s())
+        state, verdict = result.state, result.verdict
         events.extend(verdict.events)
         replayed.append(state)
         recorded = state_from_row(row)

@@ -5,13 +5,15 @@ For each trial the runner
 1. picks the difficulty level (the protocol's, or the director's staircase),
    opens the devices (the simulated patient per trial with ``--simulate``)
    and tells the world which scene, level and visual condition to show;
-2. runs the balance loop (:class:`~vrbalance.realtime.loop.FixedRateLoop`) at
-   ``rate_hz``: each tick drains the plate, takes the newest head pose, updates
-   the :class:`~vrbalance.balance.estimator.BalanceEstimator`, asks the
-   :class:`~vrbalance.director.monitor.SafetyMonitor` for a verdict in the same
-   tick, queues every sample, state and event to the recorder (never blocks),
-   publishes the latest (state, verdict) for the world, and reads the operator's
-   commands;
+2. runs the balance loop at ``rate_hz`` on a
+   :class:`~vrbalance.realtime.loop.FixedRateLoop`: each tick calls
+   :meth:`vrbalance.realtime.pipeline.BalanceLoop.tick` (drain the plate, head
+   pose at the tick time, :class:`~vrbalance.balance.estimator.BalanceEstimator`,
+   :class:`~vrbalance.director.monitor.SafetyMonitor` verdict in the same tick,
+   told the plate status, emergency stop and elapsed times), then queues every
+   sample, state and event to the recorder (never blocks), publishes the latest
+   (state, verdict) for the world, shows Limits-of-Stability cues, and reads the
+   operator's commands;
 3. ends the trial with an :class:`EndReason`, writes its ``trials.csv`` row
    and lets the director adapt the next level from the outcome.
 
@@ -140,9 +142,9 @@ class PlateSource(Protocol):
 
 
 class HeadSource(Protocol):
-    """A head-pose source: the newest pose, or ``None`` (no headset yet)."""
+    """A head-pose source (:class:`vrbalance.devices.head.HeadPoseSource`)."""
 
-    def pose(self) -> HeadPose | None: ...
+    def pose_at(self, t_s: float) -> HeadPose | None: ...
 
 
 class Devices(Protocol):
@@ -730,6 +732,7 @@ class SessionRunner:
         loop_ref: list[Any],
     ) -> Callable[[int, float], None]:
         from vrbalance.director.monitor import MonitorStatus, PlateStatus
+        from vrbalance.realtime.pipeline import BalanceLoop
         from vrbalance.sessions.assessments import los_directions_rad, los_target_distance_m
 
         trial = run.trial
@@ -750,16 +753,31 @@ class SessionRunner:
                 run.end = reason
             loop_ref[0].request_stop()
 
-        def step(_tick: int, t_s: float) -> None:
+        # The product's per-tick composition (drain, head at t, estimator, same-tick
+        # verdict, publish): the runner drives it tick by tick and adds what a
+        # session needs around it (status, recording, cues, operator, ending).
+        status_now = [MonitorStatus(head_expected=head_expected)]
+
+        def judge(state: BalanceState) -> Any:
+            return monitor.step(state, status_now[0])
+
+        balance = BalanceLoop(
+            estimator,
+            clock=self.clock,
+            rate_hz=self.rate_hz,
+            plate=plate,
+            head=head,
+            monitor=judge,
+            name=f"balance-loop:{idx}",
+        )
+
+        def step(tick: int, t_s: float) -> None:
             if run.t0_s is None:
                 run.t0_s = t_s
             run.last_t_s = t_s
-            frames = plate.drain() if plate is not None else []
             if plate is not None:
                 for ev in plate.drain_events():
                     recorder.event(idx, ev)
-            pose = head.pose() if head is not None else None
-            state = estimator.update(t_s, frames, pose)
             plate_state = getattr(getattr(plate, "state", None), "value", "none")
             status = MonitorStatus(
                 plate=plate_map.get(plate_state, PlateStatus.NONE),
@@ -768,7 +786,14 @@ class SessionRunner:
                 trial_elapsed_s=t_s - run.t0_s,
                 session_elapsed_s=t_s - self.session_t0_s,
             )
-            verdict = monitor.step(state, status)
+            status_now[0] = status
+            result = balance.tick(tick, t_s)
+            state, verdict, frames, pose = (
+                result.state,
+                result.verdict,
+                result.plate_frames,
+                result.head,
+            )
             recorder.plate(state.tick, idx, frames)
             recorder.head(state.tick, idx, pose)
             recorder.state(

@@ -113,8 +113,9 @@ class SimulatedHead:
             float(body.com_height_m) - self._ankle_z
         )
 
-    def pose(self) -> HeadPose | None:
-        """The current head pose, or ``None`` without a simulated person."""
+    def pose_at(self, t_s: float) -> HeadPose | None:
+        """The simulated person's current head pose (``t_s`` is the tick time; the
+        person lives in real time in the plate server's thread), or ``None``."""
         if self._person is None:
             return None
         theta_ml, theta_ap = (float(v) for v in self._person.theta)
