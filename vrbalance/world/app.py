@@ -233,6 +233,7 @@ class WorldApp:
         self._requests: deque[tuple[str, Any]] = deque()
         self._lock = threading.Lock()
         self._fixed_dt_s: float | None = None
+        self._safety_calm = False
         self._prc_page: Any = None
         self._pending_scene: tuple[str, int] | None = (self.scene_def.name, self.level)
 
@@ -538,13 +539,26 @@ class WorldApp:
             elif kind == "resume" and not self.paused and not self.emergency_stopped:
                 self._resume_now()
 
+    def _follow_safety(self, latest: Any) -> None:
+        """Calm the scene while the safety verdict says so; resume when it stops (if unpaused)."""
+        verdict = getattr(latest, "verdict", None)
+        wants_calm = bool(getattr(verdict, "calm", False))
+        if wants_calm and not self._safety_calm:
+            self._safety_calm = True
+            log.info("safety verdict: calm")
+            self._calm_now()
+        elif not wants_calm and self._safety_calm:
+            self._safety_calm = False
+            if not (self.paused or self.emergency_stopped or self.calmed):
+                self._resume_now()
+
     def _calm_now(self) -> None:
         if self.scene is not None:
             self.scene.calm()
 
     def _resume_now(self) -> None:
         self.calmed = False
-        if self.scene is not None:
+        if self.scene is not None and not self._safety_calm:
             self.scene.resume()
 
     def _apply_level(self, level: int) -> None:
@@ -579,7 +593,7 @@ class WorldApp:
         if self._default_head:
             pitch = float(getattr(cls, "default_gaze_pitch_deg", 0.0))
             self.head_source = FixedHeadSource(pitch_deg=pitch)
-        if self.calmed or self.paused or self.emergency_stopped:
+        if self.calmed or self.paused or self.emergency_stopped or self._safety_calm:
             scene.calm()
         log.info(
             "scene %s level %d built in %.0f ms", name, level, 1e3 * (time.perf_counter() - start)
@@ -610,10 +624,11 @@ class WorldApp:
         scene_start = time.perf_counter()
         if self.scene is not None:
             self.scene.update(self.t_s, dt_s, head_xy)
+        latest = self.state_source.get() if self.state_source is not None else None
+        self._follow_safety(latest)
         overlay_start = time.perf_counter()
         if self.overlay is not None:
-            state = self.state_source.get() if self.state_source is not None else None
-            self.overlay.update(state)
+            self.overlay.update(latest)
         end = time.perf_counter()
         self.last_timing = FrameTiming(
             end - start, overlay_start - scene_start, end - overlay_start

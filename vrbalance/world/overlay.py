@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from panda3d.core import LineSegs, NodePath, TextNode, TransparencyAttrib
+from panda3d.core import CardMaker, LineSegs, NodePath, TextNode, TransparencyAttrib
 
 if TYPE_CHECKING:
     from vrbalance.world.app import WorldApp
@@ -36,6 +36,8 @@ log.addHandler(logging.NullHandler())
 INSET_HALF_M = 0.3
 #: Inset half-size on screen, aspect2d units (screen height is 2 units).
 INSET_HALF_UNITS = 0.28
+#: Half-size of the CoP / XCoM markers, aspect2d units.
+DOT_HALF_UNITS = 0.012
 #: Text size, aspect2d units.
 TEXT_SCALE = 0.045
 #: A standing-feet-together-ish default base of support, m (used until the app
@@ -49,12 +51,18 @@ DEFAULT_BOS_M: tuple[tuple[float, float], ...] = (
 
 
 def _dot(parent: NodePath, rgba: tuple[float, float, float, float], name: str) -> NodePath:
-    segs = LineSegs(name)
-    segs.setThickness(9.0)
-    segs.setColor(*rgba)
-    segs.moveTo(0, 0, 0)
-    segs.drawTo(0, 0, 0.0001)
-    node = parent.attachNewNode(segs.create())
+    """A filled marker (square with a dark rim) for a point in the inset."""
+    rim = CardMaker(f"{name}-rim")
+    rim.setFrame(
+        -DOT_HALF_UNITS * 1.5, DOT_HALF_UNITS * 1.5, -DOT_HALF_UNITS * 1.5, DOT_HALF_UNITS * 1.5
+    )
+    node = parent.attachNewNode(rim.generate())
+    node.setColor(0, 0, 0, 1)
+    card = CardMaker(name)
+    card.setFrame(-DOT_HALF_UNITS, DOT_HALF_UNITS, -DOT_HALF_UNITS, DOT_HALF_UNITS)
+    fill = node.attachNewNode(card.generate())
+    fill.setColor(*rgba)
+    fill.setY(-0.001)
     node.hide()
     return node
 
@@ -110,8 +118,6 @@ class Overlay:
         card.moveTo(0, 0, -h)
         card.drawTo(0, 0, h)
         self.inset.attachNewNode(card.create())
-        from panda3d.core import CardMaker
-
         cm = CardMaker("inset-bg")
         cm.setFrame(-h, h, -h, h)
         bg = self.inset.attachNewNode(cm.generate())
@@ -143,9 +149,15 @@ class Overlay:
         self._bos_np = self.inset.attachNewNode(segs.create())
         self._bos_drawn = polygon
 
-    def update(self, state: Any) -> None:
-        """Refresh from the latest ``BalanceState`` (or ``None``) and the app's status."""
+    def update(self, latest: Any) -> None:
+        """Refresh from the latest balance snapshot and the app's status.
+
+        ``latest`` is a ``TickResult`` (``.state`` and ``.verdict``, as the
+        balance loop publishes), a bare ``BalanceState``, or ``None``.
+        """
         app = self.app
+        verdict = getattr(latest, "verdict", None)
+        state = getattr(latest, "state", latest)
         polygon = (
             DEFAULT_BOS_M
             if app.bos_polygon_m is None
@@ -174,6 +186,11 @@ class Overlay:
             margin = getattr(state, "margin_xcom_m", None)
             if margin is not None:
                 lines.append(f"XCoM margin {margin * 100:+.1f} cm")
+        if verdict is not None and hasattr(verdict, "response"):
+            label = getattr(verdict.response, "label", str(verdict.response))
+            cause = getattr(verdict, "cause", None)
+            cause_text = f" ({cause.value})" if cause is not None else ""
+            lines.append(f"safety: {label}{cause_text}")
         for key in sorted(app.status):
             lines.append(f"{key}: {app.status[key]}")
         lines.append("Space pause  Esc stop  +/- level  1/2/3 scene")
