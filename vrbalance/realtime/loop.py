@@ -37,6 +37,7 @@ from __future__ import annotations
 import enum
 import logging
 import math
+import sys
 import threading
 from array import array
 from collections.abc import Callable
@@ -45,6 +46,12 @@ from types import TracebackType
 from typing import Self
 
 from vrbalance.clock import Clock
+from vrbalance.realtime.priority import (
+    ThreadTuning,
+    check_tuning,
+    restore_current_thread,
+    tune_current_thread,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -199,6 +206,18 @@ class FixedRateLoop:
         about 65 s at 1 kHz, 4 min at 250 Hz).
     name : str
         Thread name in :meth:`start` mode and in log messages.
+    timer_slack_ns : int, optional
+        Timer slack for the thread running the loop, ns (Linux; see
+        :mod:`vrbalance.realtime.priority`). Restored when the loop ends.
+    fifo_priority : int, optional
+        ``SCHED_FIFO`` priority for that thread, if the system allows it
+        (refusal is logged, not raised). Restored when the loop ends.
+    gil_switch_interval_s : float, optional
+        Python's GIL switch interval (``sys.setswitchinterval``) while the
+        loop runs, in s; restored when it ends. It bounds how long the loop
+        thread waits for the GIL when another thread runs Python (default
+        5 ms, more than a 250 Hz period); 0.5 ms matches the spin window.
+        Process-wide: set it only for the product's one balance loop.
 
     Raises
     ------
@@ -224,7 +243,19 @@ class FixedRateLoop:
         spin_s: float = DEFAULT_SPIN_S,
         stats_window: int = 65536,
         name: str = "vrbalance-loop",
+        timer_slack_ns: int | None = None,
+        fifo_priority: int | None = None,
+        gil_switch_interval_s: float | None = None,
     ) -> None:
+        if gil_switch_interval_s is not None and (
+            isinstance(gil_switch_interval_s, bool)
+            or not isinstance(gil_switch_interval_s, int | float)
+            or not (math.isfinite(gil_switch_interval_s) and gil_switch_interval_s > 0)
+        ):
+            raise ValueError(
+                f"gil_switch_interval_s must be a finite number > 0 or None, "
+                f"got {gil_switch_interval_s!r}"
+            )
         if isinstance(rate_hz, bool) or not (
             isinstance(rate_hz, int | float) and math.isfinite(rate_hz) and rate_hz > 0
         ):
@@ -237,7 +268,12 @@ class FixedRateLoop:
             raise ValueError(f"stats_window must be an int >= 2, got {stats_window!r}")
         if not callable(step):
             raise TypeError(f"step must be callable, got {type(step).__name__}")
+        check_tuning(timer_slack_ns, fifo_priority)
         self._step = step
+        self._tuning_request = (timer_slack_ns, fifo_priority)
+        self._switch_interval_s = gil_switch_interval_s
+        #: What the OS tuning achieved (set when the loop starts running).
+        self.tuning: ThreadTuning | None = None
         self.rate_hz = float(rate_hz)
         self.period_s = 1.0 / self.rate_hz
         self.spin_s = float(spin_s)
@@ -471,7 +507,13 @@ class FixedRateLoop:
         prev_k = -1
         prev_start = math.nan
         logger.debug("loop %r starts at %.6f s, %.1f Hz", self.name, t0, self.rate_hz)
+        slack_ns, fifo = self._tuning_request
+        old_switch_s = sys.getswitchinterval()
         try:
+            if self._switch_interval_s is not None:
+                sys.setswitchinterval(self._switch_interval_s)
+            if slack_ns is not None or fifo is not None:
+                self.tuning = tune_current_thread(timer_slack_ns=slack_ns, fifo_priority=fifo)
             while not stop_flag.is_set():
                 if max_ticks is not None and self._ticks >= max_ticks:
                     break
@@ -523,6 +565,11 @@ class FixedRateLoop:
             self._state = LoopState.FAILED
             logger.error("loop %r stopped by an exception in step: %r", self.name, exc)
             return
+        finally:
+            if self.tuning is not None:
+                restore_current_thread(self.tuning)
+            if self._switch_interval_s is not None:
+                sys.setswitchinterval(old_switch_s)
         self._state = LoopState.STOPPED
         logger.debug("loop %r stopped after %d ticks", self.name, self._ticks)
 

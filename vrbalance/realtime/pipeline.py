@@ -48,6 +48,17 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+#: Keyword arguments of :class:`BalanceLoop` that the product should pass
+#: when the balance loop shares the process with the renderer (measured in
+#: ``benchmarks/bench_loop.py``, explained in docs/realtime.md): 1 µs timer
+#: slack, ``SCHED_FIFO`` 10 where the system grants it, and a 0.5 ms GIL switch
+#: interval so a Python-heavy render thread cannot hold the loop off for 5 ms.
+RECOMMENDED_TUNING: dict[str, float | int] = {
+    "timer_slack_ns": 1000,
+    "fifo_priority": 10,
+    "gil_switch_interval_s": 0.0005,
+}
+
 
 @runtime_checkable
 class Estimator(Protocol):
@@ -151,6 +162,12 @@ class BalanceLoop:
         Spin window of the underlying :class:`FixedRateLoop`, in s.
     name : str
         Thread name.
+    timer_slack_ns, fifo_priority : int, optional
+        Operating-system tuning of the loop thread, see
+        :mod:`vrbalance.realtime.priority` (off by default).
+    gil_switch_interval_s : float, optional
+        GIL switch interval while the loop runs (process-wide), in s.
+        :data:`RECOMMENDED_TUNING` gives the measured choice for the product.
 
     Raises
     ------
@@ -178,6 +195,9 @@ class BalanceLoop:
         sinks: Iterable[Sink] = (),
         spin_s: float = DEFAULT_SPIN_S,
         name: str = "vrbalance-balance-loop",
+        timer_slack_ns: int | None = None,
+        fifo_priority: int | None = None,
+        gil_switch_interval_s: float | None = None,
     ) -> None:
         if not callable(getattr(estimator, "update", None)):
             raise TypeError(
@@ -202,7 +222,14 @@ class BalanceLoop:
         #: The newest :class:`TickResult`, for readers in any thread.
         self.latest: LatestValue[TickResult] = LatestValue()
         self._loop = FixedRateLoop(
-            self.tick, rate_hz=rate_hz, clock=clock, spin_s=spin_s, name=name
+            self.tick,
+            rate_hz=rate_hz,
+            clock=clock,
+            spin_s=spin_s,
+            name=name,
+            timer_slack_ns=timer_slack_ns,
+            fifo_priority=fifo_priority,
+            gil_switch_interval_s=gil_switch_interval_s,
         )
 
     # ------------------------------------------------------------------ tick
