@@ -129,14 +129,14 @@ def test_each_eye_sees_a_side_marker_through_its_own_frustum(world) -> None:
         assert cols.mean() + 0.5 == pytest.approx((ndc_x + 1) / 2 * EYE[0], abs=1.0)
 
 
-def test_focus_changes_calm_and_resume_the_world_and_stop_rendering(world) -> None:
+def test_focus_loss_calms_the_world_and_hidden_frames_are_not_rendered(world) -> None:
     fake = FakeXr(view_size=EYE, image_factory=make_gl_texture)
     with XrOutput(world, api=fake, graphics=HeadlessBinding()) as out:
         world.step(5)
-        assert world.calls == ["resume"]
+        assert world.calls == []  # focused from the start: nothing to do
         fake.lose_focus()
         world.step(2)
-        assert world.calls == ["resume", "calm"]
+        assert world.calls == ["calm"]
         fake.hide()
         before = out.stats().frames_rendered
         world.step(4)
@@ -145,8 +145,13 @@ def test_focus_changes_calm_and_resume_the_world_and_stop_rendering(world) -> No
         fake.show()
         fake.regain_focus()
         world.step(3)
-        assert world.calls[-1] == "resume"
+        assert world.calls == ["calm"]  # regaining focus never lifts a calm by itself
         assert out.rig.buffers[0].is_active()
+        assert [e.kind for e in out.events if e.kind in ("paused", "resumed")] == [
+            "resumed",
+            "paused",
+            "resumed",
+        ]
     assert fake.violations == []
 
 

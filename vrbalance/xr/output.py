@@ -109,8 +109,10 @@ class XrOutput:
     on_event : callable, optional
         Receives every headset event.
     on_focus : callable, optional
-        ``on_focus(True/False)`` when the patient gains/loses the scene; default:
-        ``world.resume()``/``world.calm()`` when the world has them.
+        ``on_focus(True/False)`` when the patient gains/loses the scene. Default:
+        ``world.calm()`` on loss and nothing on regain (a safety calm may have
+        happened meanwhile; the operator resumes). A session runner should pass
+        its own pause/resume of the trial.
     on_exit : callable, optional
         Called once when the runtime ends the session; default: stop the
         ShowBase task manager so ``world.run()`` returns.
@@ -262,9 +264,13 @@ class XrOutput:
         if self._on_focus is not None:
             self._on_focus(focused)
             return
-        hook = getattr(self.world, "resume" if focused else "calm", None)
-        if callable(hook):
-            hook()
+        # Default: calm the world when the patient loses the scene. Regaining focus
+        # does NOT resume it on its own: a calm may since have come from the safety
+        # monitor, and only the operator (or a session runner that knows) may lift it.
+        if not focused:
+            hook = getattr(self.world, "calm", None)
+            if callable(hook):
+                hook()
 
     # -- frame tasks ----------------------------------------------------------------------
 
