@@ -35,6 +35,7 @@ import os
 import platform
 import statistics
 import sys
+import threading
 import time
 
 import numpy as np
@@ -67,13 +68,46 @@ def _serve(conn, n_max: int) -> None:
     conn.send((last_seq, write_t))
 
 
-def bench_stream(seconds: float, *, separate_process: bool) -> dict[str, float]:
+class _BareReader:
+    """The floor: a blocking ``os.read`` loop plus the parser; no pyserial, no driver."""
+
+    def __init__(self, port: str, on_frames) -> None:
+        import tty
+
+        self.fd = os.open(port, os.O_RDONLY | os.O_NOCTTY)
+        tty.setraw(self.fd)
+        self.protocol = BinaryFrameProtocol(6)
+        self.on_frames = on_frames
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                data = os.read(self.fd, 4096)
+            except OSError:  # the plate closed the pty: done
+                return
+            if not data:
+                return
+            frames = self.protocol.feed(data, 0.0)
+            if frames:
+                self.on_frames(frames, time.perf_counter())
+
+    def close(self) -> None:
+        self.thread.join(2.0)
+        os.close(self.fd)
+
+
+def bench_stream(seconds: float, *, mode: str) -> dict[str, float]:
     """Stream ``seconds`` of 1 kHz six-channel binary frames through a pty.
 
-    With ``separate_process`` the simulated plate runs in a child process, as
-    a real plate is outside the process; otherwise it shares this process (and
-    its GIL) with the driver, as in the desktop demo. ``time.perf_counter``
-    is CLOCK_MONOTONIC on Linux, so times compare across processes.
+    ``mode``: ``"process"``, the simulated plate runs in a child process (a
+    real plate is outside the process) and ForcePlate reads; ``"thread"``, the
+    plate shares this process and its GIL with the driver, as in the desktop
+    demo; ``"bare"``, plate in a child process and a bare ``os.read`` loop
+    instead of the driver, to show what the pty and the kernel alone cost.
+    ``time.perf_counter`` is CLOCK_MONOTONIC on Linux, so times compare
+    across processes.
     """
     import multiprocessing
 
@@ -91,7 +125,7 @@ def bench_stream(seconds: float, *, separate_process: bool) -> dict[str, float]:
                 push_t[f.seq] = t_s
 
     server = proc = parent = None
-    if separate_process:
+    if mode in ("process", "bare"):
         ctx = multiprocessing.get_context("fork")
         parent, child = ctx.Pipe()
         proc = ctx.Process(target=_serve, args=(child, n_max), daemon=True)
@@ -102,30 +136,48 @@ def bench_stream(seconds: float, *, separate_process: bool) -> dict[str, float]:
             plate, protocol="binary", rate_hz=1000.0, seed=0, on_write=on_write
         ).start()
         port = server.port_path
+
+    def stop_plate() -> tuple[int, np.ndarray]:
+        if server is not None:
+            seq = server.seq
+            server.stop()
+            return seq, write_t
+        parent.send("stop")
+        seq, times = parent.recv()
+        proc.join(5.0)
+        return seq, times
+
+    crc = gaps = overflowed = 0
+    cpu0 = time.process_time()
     try:
-        with ForcePlate(port, plate, baud=921600, on_frames=on_frames) as device:
-            cpu0 = time.process_time()
-            t0 = time.perf_counter()
-            while time.perf_counter() - t0 < seconds:
-                time.sleep(0.004)  # a 250 Hz balance loop draining each tick
-                device.drain()
+        if mode == "bare":
+            reader = _BareReader(port, on_frames)
+            time.sleep(seconds)
             cpu_s = time.process_time() - cpu0
-            if server is not None:
-                last_seq = server.seq
-                server.stop()
-            else:
-                parent.send("stop")
-                last_seq, write_t = parent.recv()
-                proc.join(5.0)
-            time.sleep(0.05)
-            device.drain()
-            stats = device.stats()
+            last_seq, write_t = stop_plate()
+            reader.close()
+            crc = reader.protocol.stats().crc_failures
+            gaps = reader.protocol.stats().sequence_gaps
+        else:
+            with ForcePlate(port, plate, baud=921600, on_frames=on_frames) as device:
+                cpu0 = time.process_time()
+                t0 = time.perf_counter()
+                while time.perf_counter() - t0 < seconds:
+                    time.sleep(0.004)  # a 250 Hz balance loop draining each tick
+                    device.drain()
+                cpu_s = time.process_time() - cpu0
+                last_seq, write_t = stop_plate()
+                time.sleep(0.05)
+                device.drain()
+                stats = device.stats()
+            crc, gaps = stats.parser.crc_failures, stats.parser.sequence_gaps
+            overflowed = stats.overflowed
     finally:
         if server is not None:
             server.stop()
     last_seq = min(last_seq, n_max)
     got = np.isfinite(push_t[:last_seq])
-    # Frames made before the driver opened the port were flushed by its open.
+    # Frames made before the reader opened the port were flushed by its open.
     first = int(np.argmax(got))
     expected = np.zeros(last_seq, dtype=bool)
     expected[first:] = True
@@ -138,9 +190,9 @@ def bench_stream(seconds: float, *, separate_process: bool) -> dict[str, float]:
         "received": int((got & expected).sum()),
         "lost": int((expected & ~got).sum()),
         "unwritten": int((expected & ~written).sum()),
-        "crc": stats.parser.crc_failures,
-        "gaps": stats.parser.sequence_gaps,
-        "overflowed": stats.overflowed,
+        "crc": crc,
+        "gaps": gaps,
+        "overflowed": overflowed,
         "p50_ms": float(np.percentile(latency, 50) * 1e3),
         "p99_ms": float(np.percentile(latency, 99) * 1e3),
         "max_ms": float(latency.max() * 1e3),
@@ -219,8 +271,9 @@ def main(argv: list[str] | None = None) -> int:
         f"load average before {os.getloadavg()[0]:.2f}\n"
     )
     runs = [
-        ("plate in another process", bench_stream(seconds, separate_process=True)),
-        ("plate in this process (demo)", bench_stream(seconds, separate_process=False)),
+        ("plate in another process", bench_stream(seconds, mode="process")),
+        ("plate in this process (demo)", bench_stream(seconds, mode="thread")),
+        ("no driver: bare os.read loop", bench_stream(seconds, mode="bare")),
     ]
     names = " | ".join(name for name, _ in runs)
     print(f"| pty, binary 6 ch, 1 kHz, 921600 baud | {names} | target |")
@@ -234,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         ("latency write -> ring buffer, p50", "{p50_ms:.3f} ms", ""),
         ("latency write -> ring buffer, p99", "{p99_ms:.3f} ms", "< 2 ms"),
         ("latency max", "{max_ms:.3f} ms", ""),
-        ("driver process CPU", "{cpu_pct:.0f} % of a core", ""),
+        ("reading process CPU", "{cpu_pct:.0f} % of a core", ""),
     ]
     for label, fmt, target in rows:
         cells = " | ".join(fmt.format(**s) for _, s in runs)
