@@ -684,7 +684,7 @@ class XrSession:
             return
         self._focused = focused
         if focused:
-            self._emit("resumed", "headset focused: the patient sees the scene (scenario may resume)")
+            self._emit("resumed", "headset focused: the patient sees the scene (may resume)")
         else:
             self._emit(
                 "paused",
