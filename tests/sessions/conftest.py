@@ -28,9 +28,8 @@ def _quiet(name: str, duration_s: float, **kw: object) -> Trial:
         scene="park",
         stance="feet_apart",
         duration_s=duration_s,
-        level=1,
-        **kw,
-    )  # type: ignore[arg-type]
+        **{"level": 1, **kw},  # type: ignore[arg-type]
+    )
 
 
 @pytest.fixture
@@ -51,6 +50,7 @@ def run_session(tmp_path: Path) -> RunSession:
         script: str = "",
         patient: Patient | None = None,
         name: str = "test",
+        start_levels: dict[str, int] | None = None,
     ) -> SessionResult:
         patient = patient or Patient("T1", birth_year=1950, height_m=1.70, mass_kg=70.0)
         clock = MonotonicClock()
@@ -67,6 +67,7 @@ def run_session(tmp_path: Path) -> RunSession:
             clock=clock,
             controls=controls,
             metadata={"simulated": True},
+            start_levels=start_levels,
         )
         return runner.run()
 

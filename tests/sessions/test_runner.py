@@ -88,3 +88,27 @@ def test_emergency_stop_ends_the_trial_as_operator_abort(
 def test_commands_are_typed() -> None:
     with pytest.raises(TypeError, match=r"command: expected Command, got 'skip'"):
         OperatorControls().send("skip")  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+def test_director_adapts_between_trials_from_where_the_last_session_ended(
+    run_session: Callable[..., Any], quiet: Callable[..., Any]
+) -> None:
+    trials = [
+        quiet("Baseline", 0.6),
+        quiet("walk 1", 0.4, director=True, level=None),
+        quiet("walk 2", 0.4, director=True, level=None),
+    ]
+    result = run_session(trials, start_levels={"park": 3})
+    levels = [t.level for t in result.trials]
+    assert levels[:2] == [1, 3]  # the director trials start where the last session ended
+    assert levels[2] in (2, 3)  # a failure lowers by one; one success does not raise yet
+    events = read_rows(result.folder / "events.csv")
+    director = [e for e in events if e["source"] == "director"]
+    assert [e["kind"] for e in director[:2]] == ["reset", "baseline"]
+    outcomes = [e["message"] for e in director if e["kind"] == "trial_outcome"]
+    assert len(outcomes) == 2 and "at level 3 of park" in outcomes[0]
+    rows = read_rows(result.folder / "trials.csv")
+    assert [r["director"] for r in rows] == ["0", "1", "1"]
+    ends = [e for e in events if e["kind"] == "trial_end"]
+    assert len(ends) == 3 and all('"ticks":' in e["values_json"] for e in ends)

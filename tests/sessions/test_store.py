@@ -127,6 +127,18 @@ def test_sessions_trials_measures_replace_on_reimport(tmp_path: Path) -> None:
         assert store.measures("S1") == [
             {"trial_idx": 0, "name": "cop_velocity_mps", "value": 0.01, "unit": "m/s"}
         ]
+        assert store.last_levels("P") == {}  # the only trial was not the director's
+        store.add_session(
+            {**session, "id": "S0", "started_utc": "2025-12-01T00:00:00Z"},
+            [{**trial, "director": "1", "level": "4"}],
+            [],
+        )
+        store.add_session(
+            {**session, "id": "S2", "started_utc": "2026-02-01T00:00:00Z"},
+            [{**trial, "director": "1", "level": "6", "scene": "crowd"}],
+            [],
+        )
+        assert store.last_levels("P") == {"park": 4, "crowd": 6}
         with pytest.raises(StoreError, match=r"no patient 'Q'"):
             store.add_session({**session, "id": "S2", "patient_id": "Q"}, [], [])
         with pytest.raises(StoreError, match=r"no session 'S9'"):

@@ -103,9 +103,11 @@ def run(args: argparse.Namespace) -> int:
         args.protocol, with_baseline=not args.no_baseline, seconds_scale=args.seconds_scale
     )
     path = db_path(args.db)
+    start_levels: dict[str, int] = {}
     try:
         with Store(path) as store:
             patient = store.patient(args.patient)
+            start_levels = store.last_levels(args.patient)
     except StoreError as exc:
         if str(exc).startswith("no patient"):
             raise
@@ -157,6 +159,7 @@ def run(args: argparse.Namespace) -> int:
         },
         echo=print,
         progress=ProgressBar(),
+        start_levels=start_levels,
     )
     result = runner.run()
     try:

@@ -145,6 +145,7 @@ TRIAL_COLUMNS: tuple[str, ...] = (
     "surround",
     "assessment",
     "condition",
+    "director",
     "level",
     "planned_s",
     "start_t_s",

@@ -339,6 +339,7 @@ class TrialResult:
             "surround": t.surround,
             "assessment": t.assessment,
             "condition": t.condition,
+            "director": int(t.director),
             "level": self.level,
             "planned_s": t.duration_s,
             "start_t_s": self.start_t_s,
@@ -456,6 +457,11 @@ class SessionRunner:
         Extra sidecar entries (``simulated``, ``seconds_scale``...).
     echo : callable, optional
         Where progress lines go (default: nowhere).
+    progress : ProgressBar, optional
+        Redrawn during each trial.
+    start_levels : Mapping of str to int, optional
+        Level each director scene starts at (where the patient's last session
+        left it), clamped to the envelope by the director.
     """
 
     def __init__(
@@ -475,6 +481,7 @@ class SessionRunner:
         metadata: Mapping[str, Any] | None = None,
         echo: Callable[[str], None] | None = None,
         progress: ProgressBar | None = None,
+        start_levels: Mapping[str, int] | None = None,
     ) -> None:
         from vrbalance.balance.geometry import Body
         from vrbalance.config.plates import DEFAULT_FOOT_TEMPLATE, load_foot_template
@@ -507,6 +514,7 @@ class SessionRunner:
             else SafetyEnvelope()
         )
         self.metadata = dict(metadata or {})
+        self.start_levels = dict(start_levels or {})
         self.director: Any = None
         self._director_scenes: set[str] = set()
         self._latest: tuple[BalanceState | None, bool, float] = (None, False, 0.0)
@@ -580,7 +588,9 @@ class SessionRunner:
         session_end = EndReason.COMPLETED
         status = "complete"
         if self.director is not None:
-            for ev in self.director.reset(seed=self.seed, options={"t_s": origin_s}):
+            levels = {k: v for k, v in self.start_levels.items() if k in self._director_scenes}
+            options = {"t_s": origin_s, **({"start_levels": levels} if levels else {})}
+            for ev in self.director.reset(seed=self.seed, options=options):
                 recorder.event(-1, ev)
         pending = list(self.protocol.trials)
         index = 0
@@ -710,6 +720,32 @@ class SessionRunner:
             if self.progress is not None:
                 self.progress.done()
         end = run.end or EndReason.OPERATOR_ABORT
+        stats = loop.stats()
+        recorder.event(
+            index,
+            Event(
+                run.last_t_s,
+                "session",
+                "trial_end",
+                f"trial {index + 1}: {trial.name} ended: {end.value}",
+                values={
+                    "end_reason": end.value,
+                    "ticks": stats.ticks,
+                    "skipped_ticks": stats.skipped,
+                    "overruns": stats.overruns,
+                    "achieved_rate_hz": stats.achieved_rate_hz,
+                    "step_p99_s": stats.step_p99_s,
+                    "lateness_max_s": stats.lateness_max_s,
+                },
+            ),
+        )
+        if stats.skipped:
+            log.warning(
+                "trial %d: the balance loop skipped %d of %d deadlines (machine busy?)",
+                index,
+                stats.skipped,
+                stats.ticks + stats.skipped,
+            )
         t0 = run.t0_s if run.t0_s is not None else run.last_t_s
         vel = None
         if len(run.cop) >= 16:

@@ -79,6 +79,7 @@ CREATE TABLE IF NOT EXISTS trials (
     surround TEXT NOT NULL,
     assessment TEXT NOT NULL,
     condition INTEGER NOT NULL,
+    director INTEGER NOT NULL DEFAULT 0,
     level INTEGER,
     planned_s REAL NOT NULL,
     start_t_s REAL,
@@ -380,8 +381,9 @@ class Store:
             for t in trials:
                 self._db.execute(
                     "INSERT INTO trials (session_id, idx, name, kind, scene, stance, eyes, "
-                    "surface, surround, assessment, condition, level, planned_s, start_t_s, "
-                    "end_t_s, end_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "surface, surround, assessment, condition, director, level, planned_s, "
+                    "start_t_s, end_t_s, end_reason) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         session["id"],
                         int(t["trial"]),
@@ -394,6 +396,7 @@ class Store:
                         t["surround"],
                         t["assessment"],
                         int(t["condition"] or 0),
+                        int(t.get("director") or 0),
                         _opt_int(t.get("level")),
                         float(t["planned_s"]),
                         _opt_float(t.get("start_t_s")),
@@ -427,6 +430,22 @@ class Store:
         if row is None:
             raise StoreError(f"no session {session_id!r} in {self.path}")
         return dict(row)
+
+    def last_levels(self, patient_id: str) -> dict[str, int]:
+        """Level of the last director-adapted trial per scene across the patient's sessions.
+
+        The director starts the next session there, so training continues where
+        it stopped instead of from level 1 every week.
+        """
+        self.patient(patient_id)
+        with self._guard():
+            rows = self._db.execute(
+                "SELECT t.scene, t.level FROM trials t JOIN sessions s ON s.id = t.session_id "
+                "WHERE s.patient_id = ? AND t.director = 1 AND t.level IS NOT NULL "
+                "ORDER BY s.started_utc, t.idx",
+                (patient_id,),
+            ).fetchall()
+        return {r["scene"]: int(r["level"]) for r in rows}
 
     def trials(self, session_id: str) -> list[dict[str, Any]]:
         """A session's trials in order, as dicts."""
