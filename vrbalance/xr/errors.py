@@ -30,7 +30,9 @@ class XrRuntimeUnavailable(XrError):
             if not os.path.isfile(json_path):
                 where += " (no such file)"
         else:
-            where = "XR_RUNTIME_JSON is not set, so the loader looked for the system's active runtime"
+            where = (
+                "XR_RUNTIME_JSON is not set, so the loader looked for the system's active runtime"
+            )
         return cls(
             f"no OpenXR runtime is available ({detail}); {where}. Install and start one "
             f"({USUAL_RUNTIMES}) and make it the active OpenXR runtime, or point "
