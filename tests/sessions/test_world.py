@@ -12,6 +12,7 @@ import pytest
 from vrbalance.balance.state import BalanceState
 from vrbalance.sessions.protocol import load_protocol
 from vrbalance.sessions.replay import replay_session
+from vrbalance.sessions.runner import Command, OperatorControls
 from vrbalance.sessions.world import SessionWorld
 
 pytestmark = pytest.mark.render
@@ -72,3 +73,17 @@ def test_replay_renders_frames(
     frames = sorted(out.glob("frame_*.png"))
     assert len(frames) == replay.frames_rendered >= 4
     assert frames[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_overlay_keys_become_operator_commands(world: SessionWorld) -> None:
+    controls = OperatorControls()
+    world.connect(controls)
+    world.begin_trial(load_protocol("baseline").trials[0], 1)
+    world.app.press("space")
+    world.frame(_state(0.0), calm=False, surround_pitch_rad=0.0)
+    world.app.press("space")
+    world.app.press("escape")
+    world.frame(_state(0.0), calm=False, surround_pitch_rad=0.0)
+    assert controls.due(0, 0.0) == [Command.PAUSE, Command.RESUME, Command.EMERGENCY_STOP]
+    world.begin_trial(load_protocol("baseline").trials[0], 1)  # next trial: world runs again
+    assert not world.app.emergency_stopped and not world.app.paused

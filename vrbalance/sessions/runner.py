@@ -495,6 +495,9 @@ class SessionRunner:
         self.clock = clock
         self.world = world if world is not None else NullWorld()
         self.controls = controls if controls is not None else OperatorControls()
+        connect = getattr(self.world, "connect", None)
+        if callable(connect):
+            connect(self.controls)  # the overlay's keys drive the same command queue
         self.rate_hz = float(rate_hz)
         self.seed = int(seed)
         self.render_fps = float(render_fps)

@@ -74,6 +74,28 @@ class SessionWorld:
         self._last_t_s: float | None = None
         self.frames = 0
 
+    def connect(self, controls: Any) -> None:
+        """Forward the overlay's operator keys to the session's command queue.
+
+        Space (pause/resume) and Esc (emergency stop) in the world window become
+        commands (:class:`~vrbalance.sessions.runner.Command`) for the balance loop; the
+        runner records them as operator events.
+        """
+        from vrbalance.sessions.runner import Command
+
+        mapping = {
+            "pause": Command.PAUSE,
+            "resume": Command.RESUME,
+            "emergency_stop": Command.EMERGENCY_STOP,
+        }
+
+        def forward(event: Any) -> None:
+            command = mapping.get(event.kind)
+            if command is not None:
+                controls.send(command)
+
+        self.app.add_listener(forward)
+
     def begin_trial(self, trial: Trial, level: int) -> None:
         from vrbalance.config.scenes import available_scenes, load_scene
 
@@ -90,8 +112,8 @@ class SessionWorld:
                 log.warning("scene %s not available: showing %s", trial.scene, name)
             top = load_scene(name).n_levels
             app.set_scene(name, max(1, min(level, top)))
-        if self._calm:
-            app.resume()
+        if self._calm or app.paused or app.emergency_stopped:
+            app.acknowledge_stop()  # a new trial starts with the world running
             self._calm = False
 
     def frame(self, state: BalanceState | None, calm: bool, surround_pitch_rad: float) -> None:
