@@ -176,3 +176,57 @@ def test_db_flag_and_env_select_the_database(
         assert [p.id for p in s1.patients()] == ["A"]
         assert [p.id for p in s2.patients()] == ["B"]
     assert not (data / "vrbalance.sqlite3").exists()
+
+
+@pytest.mark.slow
+def test_ctrl_c_ends_the_session_cleanly_and_files_it(data: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    assert main(["patient", "add", "P8"]) == 0
+    env = {**os.environ, "VRBALANCE_DATA": str(data)}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "vrbalance",
+            "run",
+            "--patient",
+            "P8",
+            "--protocol",
+            "baseline",
+            "--simulate",
+            "--no-render",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20.0
+        state_csv = None
+        while time.monotonic() < deadline:  # wait for real rows (real time must pass)
+            found = list((data / "sessions" / "P8").glob("*/state.csv"))
+            if found and found[0].stat().st_size > 20000:
+                state_csv = found[0]
+                break
+            time.sleep(0.1)
+        assert state_csv is not None, "the session never started recording"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "[1] Baseline: operator_abort" in out
+    folder = state_csv.parent
+    meta = read_sidecar(folder)
+    assert meta["status"] == "complete" and meta["end_reason"] == "operator_abort"
+    with Store(data / "vrbalance.sqlite3") as store:
+        (session,) = store.sessions("P8")
+        assert session["end_reason"] == "operator_abort"
+        assert [t["end_reason"] for t in store.trials(session["id"])] == ["operator_abort"]

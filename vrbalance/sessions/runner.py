@@ -717,6 +717,24 @@ class SessionRunner:
                     state, calm, pitch = self._latest
                     self.world.frame(state, calm, pitch)
                 loop.stop()
+        except KeyboardInterrupt:
+            # Ctrl-C at the console is the operator stopping the session: end the
+            # trial and the session cleanly so the recording and records are kept.
+            loop.request_stop()
+            if loop.state.value == "running":
+                loop.stop()
+            recorder.event(
+                index,
+                Event(
+                    self.clock.now_s(),
+                    "operator",
+                    "interrupt",
+                    "operator interrupted the session (Ctrl-C)",
+                    "warning",
+                ),
+            )
+            run.end = run.end or EndReason.OPERATOR_ABORT
+            run.stop_session = True
         finally:
             self.world.end_trial()
             self.devices.close_trial()
