@@ -47,6 +47,12 @@ from vrbalance.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
+FALL_PUSH_RATIO = 0.15
+"""Torque pushing a fall, over ``m g h``: with no ankle torque left the body
+topples with a time constant sqrt(h/g) of about 0.3 s."""
+FALL_MAX_TILT_RAD = 0.6
+"""Where a simulated fall stops tilting (about 35°)."""
+
 EVENT_KINDS: tuple[str, ...] = ("lean", "fall", "stepoff", "stepon", "unplug", "replug", "stall")
 SERVER_EVENTS: tuple[str, ...] = ("unplug", "replug", "stall")
 
@@ -265,6 +271,9 @@ class StandingPerson:
             - self._mgh * np.sin(ref_theta)  # feed-forward holds a lean
             + self._noise
         )
+        if self._fall is not None:
+            # Balance lost: no corrective torque, a push the way of the fall.
+            command = self._mgh * FALL_PUSH_RATIO * self._fall
         beta = dt / (p.muscle_tau_s + dt)
         self._muscle1 += beta * (command - self._muscle1)
         self._muscle2 += beta * (self._muscle1 - self._muscle2)
@@ -273,6 +282,12 @@ class StandingPerson:
         accel = (gravity + torque) / self._inertia
         self.omega += accel * dt
         self.theta += self.omega * dt
+        if self._fall is not None:
+            # Past ~35° the person is on the floor (or caught): stop there.
+            limit = FALL_MAX_TILT_RAD
+            stopped = np.abs(self.theta) > limit
+            self.theta = np.clip(self.theta, -limit, limit)
+            self.omega[stopped] = 0.0
         self._hist.append(np.concatenate([self.theta, self.omega]))
         self._last_accel = accel
         return torque
@@ -317,7 +332,7 @@ class StandingPerson:
         self._load += float(np.clip(self._load_target - self._load, -rate, rate))
         load = self._load
         fz = fz_body * load
-        mz = 0.3 * self._noise[0] * 0.05
+        mz = 0.015 * self._noise[0]  # free moment about z: small, ~0.01 N·m
         noise = self._rng.standard_normal(3) * p.sensor_noise_n
         self.t_s += self.dt
         cx = p.stance_cop_m[0] + float(cop[0])
