@@ -43,6 +43,7 @@ from collections.abc import Mapping
 import numpy as np
 from numpy.typing import NDArray
 from panda3d.core import (
+    NodePath,
     OmniBoundingVolume,
     PTA_LVecBase4f,
     SamplerState,
@@ -380,7 +381,7 @@ class CrowdScene(SceneBase):
     def __init__(self) -> None:
         super().__init__()
         self.model: CrowdModel | None = None
-        self.people = None
+        self.people: NodePath | None = None
         self._pose = PTA_LVecBase4f.emptyArray(MAX_PEDESTRIANS)
         self._look = PTA_LVecBase4f.emptyArray(MAX_PEDESTRIANS)
         self._look2 = PTA_LVecBase4f.emptyArray(MAX_PEDESTRIANS)
@@ -512,6 +513,10 @@ class CrowdScene(SceneBase):
         people.node().setBounds(OmniBoundingVolume())
         people.node().setFinal(True)
         people.setTextureOff(1)
+        # Draw the people right after the sky, before the paving and the facades:
+        # the image is the same (depth test), but the ground behind people is then
+        # never shaded. Measured on llvmpipe at 200 people: frame 311 -> 138 ms.
+        people.setBin("background", 10)
         people.setInstanceCount(0)
         self.people = people
 
