@@ -12,8 +12,6 @@ place (so a script or a robot can move the mass), with a timeout per step.
 from __future__ import annotations
 
 import argparse
-import sys
-from typing import Any
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -65,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
         write_calibration,
     )
     from vrbalance.devices.driver import ForcePlate
+    from vrbalance.devices.guided_calibration import GuidedCalibration
     from vrbalance.errors import ConfigError
 
     plate = load_plate(args.plate)
@@ -81,14 +80,22 @@ def run(args: argparse.Namespace) -> int:
     with ForcePlate(
         args.port, plate, base, protocol=args.protocol, baud=args.baud, stall_after_s=0.5
     ) as device:
-        steps = _Steps(device, plate, base, args, weight_n)
-        tare, loads = steps.run_all(mass_kg)
+        tare, loads = GuidedCalibration(
+            device,
+            plate,
+            base,
+            mass_kg=mass_kg,
+            interactive=not args.non_interactive,
+            tare_s=args.tare_s,
+            record_s=args.record_s,
+            step_timeout_s=args.step_timeout_s,
+        ).run()
     calibration = fit_calibration(plate, tare, loads, base=base, max_residual_n=args.max_residual_n)
     print("fit accepted:")
     for i, gain in enumerate(calibration.gains):
         print(
             f"  wire channel {i}: offset {calibration.offsets_counts[i]:12.1f} counts, "
-            f"gain {gain:.6g} (nominal {base.gains[i]:.6g})"
+            f"gain {gain:.6g} (was {base.gains[i]:.6g})"
         )
     print(
         f"  residuals: rms {calibration.residual_rms_n:.2f} N, "
@@ -97,191 +104,3 @@ def run(args: argparse.Namespace) -> int:
     path = write_calibration(calibration, out)
     print(f"wrote {path}")
     return 0
-
-
-class _Steps:
-    """The tare and placement steps, interactive or not."""
-
-    def __init__(
-        self, device: Any, plate: Any, base: Any, args: argparse.Namespace, weight_n: float
-    ) -> None:
-        from vrbalance.devices.calibration import FrameConverter, calibration_positions
-
-        self.device = device
-        self.plate = plate
-        self.args = args
-        self.weight_n = weight_n
-        self.converter = FrameConverter(plate, base)
-        self.positions = calibration_positions(plate)
-        self.interactive = not args.non_interactive
-        self.tty = sys.stdout.isatty()
-
-    # -- measurement helpers -----------------------------------------------------
-    def _counts(self, frames: list[Any]) -> Any:
-        """Wire counts back from calibrated frames (the nominal calibration inverted)."""
-        import numpy as np
-
-        return self.converter.core_to_counts(np.array([f.channels for f in frames]))
-
-    def _load(self, counts: Any, tare: Any) -> tuple[float, float, float]:
-        """Vertical load (N) and CoP (m) with the starting calibration, tare removed."""
-        from vrbalance.balance.cop import compute_cop
-
-        core = self.converter.counts_to_core
-        mean = core(counts).mean(axis=0) - core(tare).mean(axis=0)
-        cop = compute_cop(mean[None], self.plate.geometry, min_load_n=0.2 * self.weight_n)
-        x, y = (float(v) for v in cop.cop_m[0])
-        return float(cop.vertical_force_n[0]), x, y
-
-    def _zero(self) -> Any:
-        import numpy as np
-
-        return np.zeros((1, len(self.converter.order)))
-
-    def _progress(self, label: str, fraction: float) -> None:
-        bar = "#" * int(30 * fraction)
-        if self.tty:
-            print(f"\r  {label} [{bar:<30}] {100 * fraction:3.0f}%", end="", flush=True)
-        elif fraction >= 1.0:
-            print(f"  {label} [{bar:<30}] 100%", flush=True)
-
-    def _record(self, label: str, seconds: float) -> Any:
-        """Collect ``seconds`` of frames with a progress bar; return their counts."""
-        import numpy as np
-
-        from vrbalance.clock import MonotonicClock
-        from vrbalance.errors import DeviceError
-
-        clock = MonotonicClock()
-        self.device.drain()
-        frames: list[Any] = []
-        start = clock.now_s()
-        while (elapsed := clock.now_s() - start) < seconds:
-            frames += self.device.drain()
-            self._progress(label, min(1.0, elapsed / seconds))
-            clock.sleep_s(0.05)
-        frames += self.device.drain()
-        self._progress(label, 1.0)
-        if self.tty:
-            print()
-        if len(frames) < 3:
-            raise DeviceError(
-                f"{label}: only {len(frames)} frames from {self.device.port} in {seconds:g} s "
-                f"(plate {self.device.state.value})"
-            )
-        return np.asarray(self._counts(frames))
-
-    def _steady(self, seconds: float) -> Any:
-        """Counts of the next ``seconds`` window if its load is steady, else None.
-
-        Steady: the vertical load varies by less than max(2 N, 2 % of m g) and,
-        when loaded, the CoP by less than 5 mm (a mass being slid keeps its
-        weight but not its place).
-        """
-        import numpy as np
-
-        from vrbalance.balance.cop import compute_cop
-
-        counts = self._record_quiet(seconds)
-        forces = self.converter.counts_to_core(counts)
-        cop = compute_cop(forces, self.plate.geometry, min_load_n=0.2 * self.weight_n)
-        if float(np.std(cop.vertical_force_n)) > max(2.0, 0.02 * self.weight_n):
-            return None
-        if cop.loaded.any() and (
-            not cop.loaded.all() or float(np.max(np.std(cop.cop_m, axis=0))) > 0.005
-        ):
-            return None
-        return counts
-
-    def _record_quiet(self, seconds: float) -> Any:
-        from vrbalance.clock import MonotonicClock
-
-        clock = MonotonicClock()
-        self.device.drain()
-        clock.sleep_s(seconds)
-        frames = self.device.drain()
-        if len(frames) < 3:
-            from vrbalance.errors import DeviceError
-
-            raise DeviceError(
-                f"only {len(frames)} frames from {self.device.port} in {seconds:g} s "
-                f"(plate {self.device.state.value})"
-            )
-        return self._counts(frames)
-
-    def _wait_for(self, step: str, accept: Any) -> None:
-        """Non-interactive: wait until a steady window satisfies ``accept(counts)``."""
-        from vrbalance.clock import MonotonicClock
-        from vrbalance.errors import DeviceError
-
-        clock = MonotonicClock()
-        deadline = clock.now_s() + self.args.step_timeout_s
-        seen = "nothing steady"
-        while clock.now_s() < deadline:
-            counts = self._steady(0.3)
-            if counts is None:
-                continue
-            ok, seen = accept(counts)
-            if ok:
-                return
-        raise DeviceError(
-            f"{step}: timed out after {self.args.step_timeout_s:g} s on {self.device.port} "
-            f"(last steady reading: {seen})"
-        )
-
-    # -- the steps ------------------------------------------------------------------
-    def run_all(self, mass_kg: float) -> tuple[Any, list[Any]]:
-        import numpy as np
-
-        from vrbalance.devices.calibration import LoadRecord
-
-        n_steps = 1 + len(self.positions)
-        print(
-            f"Calibrating {self.plate.id} on {self.device.port} with {mass_kg:g} kg "
-            f"({self.weight_n:.1f} N), {n_steps} steps."
-        )
-        print(f"Step 1/{n_steps}: tare. Clear the plate: nothing and nobody on it.")
-        if self.interactive:
-            input("  press Enter when the plate is empty ")
-        self._wait_for("tare", lambda counts: (True, "steady"))
-        tare = self._record("taring", self.args.tare_s)
-        empty_n = abs(self._load(tare, self.converter.core_to_counts(self._zero()))[0])
-        if empty_n > 0.25 * self.weight_n:
-            print(
-                f"  warning: the 'empty' plate reads {empty_n:.0f} N on its previous calibration: "
-                "if something was on it, start again"
-            )
-        loads = []
-        previous: tuple[float, float] | None = None
-        for k, (name, (x, y)) in enumerate(self.positions, start=2):
-            where = f"{name} (x {100 * x:+.1f} cm, y {100 * y:+.1f} cm from the centre)"
-            print(f"Step {k}/{n_steps}: put the {mass_kg:g} kg mass at the {where}.")
-            if self.interactive:
-                input("  press Enter when it rests there and nothing touches the plate ")
-                self._wait_for(name, lambda counts: (True, "steady"))
-            else:
-                self._wait_for(name, self._accept_at((x, y), previous, tare))
-            counts = self._record(f"recording {name}", self.args.record_s)
-            fz, cx, cy = self._load(counts, tare)
-            print(
-                f"  read {fz:.1f} N at x {100 * cx:+.1f} cm, y {100 * cy:+.1f} cm (nominal scale)"
-            )
-            loads.append(LoadRecord((x, y), mass_kg, np.asarray(counts)))
-            previous = (x, y)
-        return tare, loads
-
-    def _accept_at(
-        self, target: tuple[float, float], previous: tuple[float, float] | None, tare: Any
-    ) -> Any:
-        """A steady load of roughly m g whose CoP is nearest ``target`` of all positions."""
-        import math
-
-        def accept(counts: Any) -> tuple[bool, str]:
-            fz, x, y = self._load(counts, tare)
-            seen = f"{fz:.1f} N at ({100 * x:+.1f}, {100 * y:+.1f}) cm"
-            if not 0.5 * self.weight_n < fz < 1.5 * self.weight_n or math.isnan(x):
-                return False, seen
-            nearest = min(self.positions, key=lambda p: math.dist(p[1], (x, y)))[1]
-            return nearest == target and nearest != previous, seen
-
-        return accept
