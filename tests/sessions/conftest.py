@@ -51,6 +51,7 @@ def run_session(tmp_path: Path) -> RunSession:
         patient: Patient | None = None,
         name: str = "test",
         start_levels: dict[str, int] | None = None,
+        seconds_scale: float = 0.01,
     ) -> SessionResult:
         patient = patient or Patient("T1", birth_year=1950, height_m=1.70, mass_kg=70.0)
         clock = MonotonicClock()
@@ -68,6 +69,9 @@ def run_session(tmp_path: Path) -> RunSession:
             controls=controls,
             metadata={"simulated": True},
             start_levels=start_levels,
+            # Trials here are short as if scaled by this; the envelope's 30 s rest
+            # between trials and its limits are scaled the same way.
+            seconds_scale=seconds_scale,
         )
         return runner.run()
 

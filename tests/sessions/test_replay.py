@@ -15,7 +15,9 @@ from vrbalance.sessions.replay import replay_session
 def test_replay_reproduces_states_and_safety_events_exactly(
     run_session: Callable[..., Any], quiet: Callable[..., Any]
 ) -> None:
-    result = run_session([quiet("quiet", 0.6), quiet("fall", 3.0)], script="fall@0.3s")
+    result = run_session(
+        [quiet("quiet", 0.6), quiet("fall", 3.0)], script="fall@0.3s", seconds_scale=0.05
+    )
     assert result.trials[1].end_reason.value == "safety_stop"
     replay = replay_session(result.folder)
     recorded = [state_from_row(r) for r in read_rows(result.folder / "state.csv")]

@@ -80,7 +80,7 @@ def test_measures_match_the_balance_core_exactly(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_limits_of_stability_on_the_simulated_patient(run_session: Callable[..., Any]) -> None:
     (los,) = load_protocol("los", with_baseline=False, seconds_scale=0.1).trials
-    result = run_session([los])
+    result = run_session([los], seconds_scale=0.1)
     assert result.trials[0].end_reason.value == "completed"
     m = measures_dict(summarize_folder(result.folder))
     for k in range(1, 9):

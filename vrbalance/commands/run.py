@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--rate", type=float, default=250.0, help="balance-loop rate in Hz")
     parser.add_argument("--seed", type=int, default=0, help="seed of director and simulation")
+    parser.add_argument(
+        "--confirm",
+        action="store_true",
+        help="before each trial, show its instructions and wait for Enter",
+    )
     parser.add_argument(
         "--no-baseline",
         action="store_true",
@@ -160,6 +166,8 @@ def run(args: argparse.Namespace) -> int:
         echo=print,
         progress=ProgressBar(),
         start_levels=start_levels,
+        seconds_scale=args.seconds_scale,
+        before_trial=_confirm if args.confirm else _announce,
     )
     result = runner.run()
     try:
@@ -176,3 +184,17 @@ def run(args: argparse.Namespace) -> int:
     print(f"session {session_id} ended: {result.end_reason.value}; filed in {path}")
     print(f"report: vrbalance report {folder}")
     return 0
+
+
+def _announce(index: int, trial: Any) -> None:
+    """Print what the patient is asked to do (no waiting)."""
+    where = f"{trial.scene}, {trial.stance.replace('_', ' ')}, eyes {trial.eyes}, {trial.surface}"
+    print(f"[{index + 1}] {trial.name} ({where}, {trial.duration_s:g} s)")
+    if trial.instructions:
+        print(f"    say: {trial.instructions}")
+
+
+def _confirm(index: int, trial: Any) -> None:
+    """Print the instructions and wait until the operator presses Enter."""
+    _announce(index, trial)
+    input("    press Enter when the patient is ready ")

@@ -462,6 +462,13 @@ class SessionRunner:
     start_levels : Mapping of str to int, optional
         Level each director scene starts at (where the patient's last session
         left it), clamped to the envelope by the director.
+    seconds_scale : float
+        The factor the protocol's durations were scaled by (``--seconds-scale``):
+        the envelope's rest between trials is scaled the same way, and its
+        limits are checked against the unscaled durations.
+    before_trial : callable, optional
+        ``before_trial(index, trial)`` after the rest and before the trial
+        starts (the command line's ``--confirm`` waits for the operator there).
     """
 
     def __init__(
@@ -482,6 +489,8 @@ class SessionRunner:
         echo: Callable[[str], None] | None = None,
         progress: ProgressBar | None = None,
         start_levels: Mapping[str, int] | None = None,
+        seconds_scale: float = 1.0,
+        before_trial: Callable[[int, Trial], None] | None = None,
     ) -> None:
         from vrbalance.balance.geometry import Body
         from vrbalance.config.plates import DEFAULT_FOOT_TEMPLATE, load_foot_template
@@ -518,6 +527,8 @@ class SessionRunner:
         )
         self.metadata = dict(metadata or {})
         self.start_levels = dict(start_levels or {})
+        self.seconds_scale = float(seconds_scale)
+        self.before_trial = before_trial
         self.director: Any = None
         self._director_scenes: set[str] = set()
         self._latest: tuple[BalanceState | None, bool, float] = (None, False, 0.0)
@@ -582,6 +593,7 @@ class SessionRunner:
         """
         from vrbalance.director.monitor import SafetyMonitor
 
+        check_protocol(self.protocol, self.envelope, self.seconds_scale)
         origin_s = self.clock.now_s()
         self.session_t0_s = origin_s
         monitor = SafetyMonitor(self.envelope)
@@ -598,9 +610,16 @@ class SessionRunner:
         pending = list(self.protocol.trials)
         index = 0
         try:
+            previous_end: float | None = None
             while pending:
                 trial = pending.pop(0)
+                if not self._rest_and_check(index, trial, previous_end, recorder):
+                    session_end = EndReason.TIME_LIMIT
+                    break
+                if self.before_trial is not None:
+                    self.before_trial(index, trial)
                 result, run = self._run_trial(index, trial, monitor, recorder)
+                previous_end = self.clock.now_s()
                 results.append(result)
                 recorder.trial_finished(result.row())
                 self._after_trial(index, result, recorder)
@@ -652,6 +671,47 @@ class SessionRunner:
                 trials=[r.row() for r in results],
             )
         return SessionResult(self.session_id, self.folder, session_end, tuple(results))
+
+    def _rest_and_check(
+        self, index: int, trial: Trial, previous_end_s: float | None, recorder: SessionRecorder
+    ) -> bool:
+        """Rest as the envelope asks, then check the trial against it.
+
+        Returns False when the session's time is used up (the session then ends
+        with ``time_limit``).
+        """
+        from vrbalance.director.envelope import check_trial_plan
+
+        scale = self.seconds_scale
+        rest_s: float | None = None
+        if previous_end_s is not None:
+            need_s = self.envelope.min_rest_s * scale
+            wait_s = need_s - (self.clock.now_s() - previous_end_s)
+            if wait_s > 0:
+                self.echo(f"rest {wait_s:.0f} s before: {trial.name}")
+                t_end = self.clock.now_s() + wait_s + 1e-3
+                while (now := self.clock.now_s()) < t_end:
+                    if self.progress is not None:
+                        self.progress.update("rest", 1.0 - (t_end - now) / wait_s, now)
+                    self.clock.sleep_s(min(0.1, t_end - now))
+                if self.progress is not None:
+                    self.progress.done()
+            rest_s = (self.clock.now_s() - previous_end_s) / scale
+        elapsed_s = (self.clock.now_s() - self.session_t0_s) / scale
+        try:
+            check_trial_plan(
+                self.envelope,
+                stance=trial.stance,
+                duration_s=trial.duration_s / scale,
+                session_elapsed_s=elapsed_s,
+                rest_s=rest_s,
+            )
+        except ConfigError as exc:
+            t = self.clock.now_s()
+            recorder.event(index, Event(t, "session", "trial_refused", str(exc), "warning"))
+            self.echo(f"[{index + 1}] {trial.name}: not started: {exc}")
+            return False
+        return True
 
     def _level_for(self, trial: Trial) -> int:
         if trial.director and self.director is not None and trial.scene in self._director_scenes:
@@ -994,6 +1054,35 @@ class SessionRunner:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def check_protocol(protocol: SessionProtocol, envelope: Any, seconds_scale: float = 1.0) -> None:
+    """Refuse a protocol the patient's envelope does not allow, before anything starts.
+
+    Every trial's stance must be allowed and its (unscaled) duration within
+    ``max_trial_s``; the whole protocol, with the envelope's rests, must fit in
+    ``max_session_s``.
+
+    Raises
+    ------
+    ConfigError
+        Naming the protocol, the trial and the envelope's limit.
+    """
+    from vrbalance.director.envelope import check_trial_plan
+
+    elapsed_s = 0.0
+    for i, trial in enumerate(protocol.trials):
+        duration_s = trial.duration_s / seconds_scale
+        try:
+            check_trial_plan(
+                envelope, stance=trial.stance, duration_s=duration_s, session_elapsed_s=elapsed_s
+            )
+        except ConfigError as exc:
+            raise ConfigError(
+                f"protocol {protocol.name!r} trial {i + 1} ({trial.name}): {exc}; change the "
+                "patient's envelope (`vrbalance patient set-envelope`) or the protocol"
+            ) from None
+        elapsed_s += duration_s + envelope.min_rest_s
 
 
 def check_patient_id(patient_id: str) -> str:
