@@ -236,3 +236,22 @@ def test_ctrl_c_ends_the_session_cleanly_and_files_it(data: Path) -> None:
         (session,) = store.sessions("P8")
         assert session["end_reason"] == "operator_abort"
         assert [t["end_reason"] for t in store.trials(session["id"])] == ["operator_abort"]
+
+
+def test_protocol_outside_the_envelope_is_refused_before_anything_starts(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["patient", "add", "P6"]) == 0
+    argv = ["run", "--patient", "P6", "--protocol", "single_leg", "--simulate", "--no-render"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert (
+        "protocol 'single_leg' trial 2 (Single leg, left): stance 'single_left' is not allowed "
+        "by this patient's envelope; allowed: feet_apart, feet_together" in err
+    )
+    assert not (data / "sessions" / "P6").exists()
+    short = tmp_path / "short.toml"
+    short.write_text("[time]\nmax_trial_s = 20.0\n")
+    assert main(["patient", "set-envelope", "P6", str(short)]) == 0
+    assert main(["run", "--patient", "P6", "--protocol", "baseline", "--simulate"]) == 2
+    assert "trial duration 30 s exceeds the envelope's max_trial_s 20 s" in capsys.readouterr().err

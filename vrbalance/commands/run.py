@@ -98,7 +98,9 @@ def run(args: argparse.Namespace) -> int:
         SessionRunner,
         SimulatedDevices,
         check_patient_id,
+        check_protocol,
         new_session_folder,
+        patient_envelope,
     )
     from vrbalance.sessions.store import Patient, Store, StoreError, import_session
 
@@ -120,6 +122,8 @@ def run(args: argparse.Namespace) -> int:
         # Never lose a session to the database: record now, import later.
         print(f"vrbalance run: warning: {exc}; recording anyway (import it later)", file=sys.stderr)
         patient = Patient(args.patient)
+    # Refuse what the envelope does not allow before opening devices or the world.
+    check_protocol(protocol, patient_envelope(patient), args.seconds_scale)
     clock = MonotonicClock()
     if args.simulate:
         from vrbalance.balance.geometry import Body

@@ -494,7 +494,6 @@ class SessionRunner:
     ) -> None:
         from vrbalance.balance.geometry import Body
         from vrbalance.config.plates import DEFAULT_FOOT_TEMPLATE, load_foot_template
-        from vrbalance.director.envelope import SafetyEnvelope
 
         self.protocol = protocol
         self.patient = patient
@@ -519,12 +518,7 @@ class SessionRunner:
         )
         self.foot_template_id = DEFAULT_FOOT_TEMPLATE
         self.template = load_foot_template(self.foot_template_id)
-        env = dict(patient.envelope or {})
-        self.envelope = (
-            SafetyEnvelope.from_dict(env, where=f"patient {patient.id} envelope")
-            if env
-            else SafetyEnvelope()
-        )
+        self.envelope = patient_envelope(patient)
         self.metadata = dict(metadata or {})
         self.start_levels = dict(start_levels or {})
         self.seconds_scale = float(seconds_scale)
@@ -1054,6 +1048,16 @@ class SessionRunner:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def patient_envelope(patient: Any) -> Any:
+    """The patient's :class:`~vrbalance.director.envelope.SafetyEnvelope` (default if unset)."""
+    from vrbalance.director.envelope import SafetyEnvelope
+
+    env = dict(patient.envelope or {})
+    if not env:
+        return SafetyEnvelope()
+    return SafetyEnvelope.from_dict(env, where=f"patient {patient.id} envelope")
 
 
 def check_protocol(protocol: SessionProtocol, envelope: Any, seconds_scale: float = 1.0) -> None:
