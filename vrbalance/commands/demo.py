@@ -311,7 +311,6 @@ def _recording_sink(recorder: Any) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     from vrbalance.world.app import WorldApp
-    from vrbalance.world.desktop_pose import DesktopPose
 
     size = parse_size(args.size)
     if args.offscreen and args.out is None:
@@ -322,7 +321,7 @@ def run(args: argparse.Namespace) -> int:
     out: Path | None = args.out
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-    record_to = out / "recording" if out is not None and args.offscreen else None
+    record_to = _free_folder(out / "recording") if out is not None and args.offscreen else None
     app = WorldApp(
         output="offscreen" if args.offscreen else "window",
         size_px=size,
@@ -331,33 +330,50 @@ def run(args: argparse.Namespace) -> int:
         clock=clock,
         title="vrbalance demo",
     )
-    pipe = build_pipeline(
-        clock=clock, with_plate=not args.no_plate, seed=args.seed, record_to=record_to
-    )
-    try:
-        with app:
-            if pipe.head is not None:
-                app.set_head_source(pipe.head)
-                DesktopPose(app, pipe.head)
-            if pipe.loop is not None:
-                app.state_source = pipe.loop.latest
-            if pipe.stance is not None:
-                app.bos_polygon_m = pipe.stance.base_of_support.vertices
-            if pipe.monitor is not None:
-                app.add_listener(_operator_to_safety(pipe.monitor, pipe.recorder))
-            for note in pipe.notes:
-                log.warning("demo: %s", note)
-            if pipe.notes:
-                app.status["note"] = "; ".join(pipe.notes)
+    # The window first: without a display nothing else is started.
+    with app:
+        pipe = build_pipeline(
+            clock=clock, with_plate=not args.no_plate, seed=args.seed, record_to=record_to
+        )
+        try:
+            connect_world(app, pipe)
             pipe.start()
             if args.offscreen:
                 _run_offscreen(app, pipe, args.seconds, out, args.shot_every)  # type: ignore[arg-type]
             else:
-                app.base.taskMgr.add(_status_task(app, pipe), "demo-status")
                 app.run()
-    finally:
-        pipe.close()
+        finally:
+            pipe.close()
     return 0
+
+
+def connect_world(app: Any, pipe: DemoPipeline) -> None:
+    """Wire an open :class:`WorldApp` to a pipeline: head, snapshots, outline, operator keys."""
+    from vrbalance.world.desktop_pose import DesktopPose
+
+    if pipe.head is not None:
+        app.set_head_source(pipe.head)
+        DesktopPose(app, pipe.head)
+    if pipe.loop is not None:
+        app.state_source = pipe.loop.latest
+    if pipe.stance is not None:
+        app.bos_polygon_m = pipe.stance.base_of_support.vertices
+    if pipe.monitor is not None:
+        app.add_listener(_operator_to_safety(pipe.monitor, pipe.recorder))
+    for note in pipe.notes:
+        log.warning("demo: %s", note)
+    if pipe.notes:
+        app.status["note"] = "; ".join(pipe.notes)
+    app.add_task(_status_task(app, pipe), "demo-status")
+
+
+def _free_folder(path: Path) -> Path:
+    """``path`` if unused, else ``path-2``, ``path-3`` ... (a recording never overwrites)."""
+    candidate, n = path, 1
+    while candidate.exists() and any(candidate.iterdir()):
+        n += 1
+        candidate = path.with_name(f"{path.name}-{n}")
+    return candidate
 
 
 def _operator_to_safety(monitor: Any, recorder: Any) -> Any:
@@ -404,7 +420,6 @@ def _run_offscreen(
             break
         while keys and elapsed >= keys[0][0] * seconds:
             app.press(keys.pop(0)[1])
-        app.status.update(pipe.status_lines())
         app.step_frames(1, dt_s=min(now - last, 0.1))
         last = now
         if elapsed >= next_shot:

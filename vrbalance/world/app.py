@@ -234,6 +234,7 @@ class WorldApp:
         self._lock = threading.Lock()
         self._fixed_dt_s: float | None = None
         self._safety_calm = False
+        self._task_names: list[str] = ["world-frame"]
         self._prc_page: Any = None
         self._pending_scene: tuple[str, int] | None = (self.scene_def.name, self.level)
 
@@ -334,7 +335,8 @@ class WorldApp:
             if self.overlay is not None:
                 self.overlay.destroy()
                 self.overlay = None
-            self.base.taskMgr.remove("world-frame")
+            for name in self._task_names:
+                self.base.taskMgr.remove(name)
             self.base.ignoreAll()
             self.base.destroy()
             self.base = None
@@ -404,6 +406,13 @@ class WorldApp:
             pitch = float(getattr(self.scene, "default_gaze_pitch_deg", 0.0))
             source = FixedHeadSource(pitch_deg=pitch)
         self.head_source = source
+
+    def add_task(self, fn: Callable[[Any], int], name: str, sort: int = 0) -> None:
+        """Run ``fn(task)`` every frame until the app closes (Panda3D's task manager
+        outlives a ShowBase, so tasks added here are removed by :meth:`close`)."""
+        self._require_open()
+        self.base.taskMgr.add(fn, name, sort=sort)
+        self._task_names.append(name)
 
     def press(self, key: str) -> None:
         """Inject a key press (tests, offscreen demo) exactly as the keyboard would."""
@@ -585,6 +594,7 @@ class WorldApp:
             rng=np.random.default_rng(np.random.SeedSequence(scene_def.seed)),
             models_dir=data_dir("models"),
             scene_def=scene_def,
+            anisotropy=self._anisotropy(),
         )
         start = time.perf_counter()
         scene.build(ctx)
@@ -598,6 +608,13 @@ class WorldApp:
         log.info(
             "scene %s level %d built in %.0f ms", name, level, 1e3 * (time.perf_counter() - start)
         )
+
+    def _anisotropy(self) -> int:
+        """4 on a hardware GPU, 1 on a software rasteriser (see SceneContext.anisotropy)."""
+        gsg = self.base.win.getGsg() if self.base is not None else None
+        renderer = gsg.getDriverRenderer().lower() if gsg is not None else ""
+        software = any(name in renderer for name in ("llvmpipe", "softpipe", "swrast"))
+        return 1 if software or not renderer else 4
 
     def _place_head(self, pose: HeadPose | None) -> tuple[float, float]:
         from panda3d.core import Quat

@@ -154,7 +154,7 @@ class DesktopPose:
             base.accept(f"{key}-up", self._set_key, [key, False])
         base.accept("mouse3", self._set_look, [True])
         base.accept("mouse3-up", self._set_look, [False])
-        base.taskMgr.add(self._task, "desktop-pose", sort=-20)
+        app.add_task(self._task, "desktop-pose", sort=-20)
 
     # Input callbacks only record state.
     def _set_key(self, key: str, down: bool) -> None:

@@ -98,6 +98,10 @@ class SceneContext:
         Shipped ``models/`` folder (``data_dir("models")``).
     scene_def : SceneDef
         The validated scene definition.
+    anisotropy : int
+        Anisotropic filtering degree for ground textures: 4 on a GPU, 1 on a
+        software rasteriser (Mesa llvmpipe filters anisotropically at a cost of
+        seconds per frame on tilted ground).
     """
 
     parent: NodePath
@@ -105,6 +109,7 @@ class SceneContext:
     rng: np.random.Generator
     models_dir: Path
     scene_def: SceneDef
+    anisotropy: int = 1
 
     def texture(self, filename: str, *, repeat: bool = True) -> Texture:
         """Load ``models/textures/<filename>`` with mipmaps and (optionally) wrap-around."""
@@ -114,7 +119,7 @@ class SceneContext:
         tex = self.loader.loadTexture(str(path))  # type: ignore[attr-defined]
         tex.setMinfilter(Texture.FT_linear_mipmap_linear)
         tex.setMagfilter(Texture.FT_linear)
-        tex.setAnisotropicDegree(4)
+        tex.setAnisotropicDegree(self.anisotropy)
         if repeat:
             tex.setWrapU(Texture.WM_repeat)
             tex.setWrapV(Texture.WM_repeat)

@@ -1,0 +1,61 @@
+"""``vrbalance screenshot``: one PNG of a scene at a level; bad input is named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib.image import imread
+
+from vrbalance.cli import main
+
+pytestmark = pytest.mark.render
+
+
+def test_writes_the_requested_scene_level_and_size(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "stairs.png"
+    assert (
+        main(
+            [
+                "screenshot",
+                "--scene",
+                "stairs",
+                "--level",
+                "10",
+                "--out",
+                str(out),
+                "--size",
+                "320x180",
+            ]
+        )
+        == 0
+    )
+    img = imread(out)
+    assert img.shape[:2] == (180, 320)
+    assert img[..., :3].std() > 0.05  # a picture, not a flat colour
+    assert "Stairs, level 10/10, 320x180" in capsys.readouterr().out
+
+
+def test_levels_count_from_one(tmp_path: Path, capsys) -> None:
+    assert (
+        main(["screenshot", "--scene", "park", "--level", "0", "--out", str(tmp_path / "a.png")])
+        == 2
+    )
+    assert "level must be in [1, 10], got 0" in capsys.readouterr().err
+
+
+def test_unknown_scene_and_bad_file_type(tmp_path: Path, capsys) -> None:
+    assert main(["screenshot", "--scene", "moon", "--out", str(tmp_path / "a.png")]) == 2
+    assert "unknown scene 'moon'; available scenes:" in capsys.readouterr().err
+    assert main(["screenshot", "--scene", "park", "--out", str(tmp_path / "a.jpg")]) == 2
+    assert "--out: expected a .png file" in capsys.readouterr().err
+
+
+def test_calm_view_differs_from_the_swaying_one(tmp_path: Path) -> None:
+    moving, calm = tmp_path / "moving.png", tmp_path / "calm.png"
+    args = ["screenshot", "--scene", "park", "--level", "10", "--size", "160x90", "--out"]
+    assert main([*args, str(moving)]) == 0
+    assert main([*args, str(calm), "--calm"]) == 0
+    a, b = imread(moving)[..., :3], imread(calm)[..., :3]
+    assert np.abs(a - b).mean() > 0.005  # sway and distractors vs a still, level scene
