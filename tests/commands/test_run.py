@@ -255,3 +255,66 @@ def test_protocol_outside_the_envelope_is_refused_before_anything_starts(
     assert main(["patient", "set-envelope", "P6", str(short)]) == 0
     assert main(["run", "--patient", "P6", "--protocol", "baseline", "--simulate"]) == 2
     assert "trial duration 30 s exceeds the envelope's max_trial_s 20 s" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_killed_session_is_imported_reported_and_replayed(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    assert main(["patient", "add", "P5"]) == 0
+    env = {**os.environ, "VRBALANCE_DATA": str(data)}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "vrbalance",
+            "run",
+            "--patient",
+            "P5",
+            "--protocol",
+            "baseline",
+            "--simulate",
+            "--no-render",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20.0
+        found: list[Path] = []
+        while time.monotonic() < deadline and not found:
+            found = [
+                p
+                for p in (data / "sessions" / "P5").glob("*/state.csv")
+                if p.stat().st_size > 40000
+            ]
+            time.sleep(0.1)
+        assert found, "the session never started recording"
+        proc.send_signal(signal.SIGKILL)  # a crash: nothing gets to clean up
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    folder = found[0].parent
+    assert read_sidecar(folder)["status"] == "recording"
+    assert main(["patient", "import", str(folder)]) == 0
+    with Store(data / "vrbalance.sqlite3") as store:
+        (session,) = store.sessions("P5")
+        (trial,) = store.trials(session["id"])
+        measures = {m["name"]: m["value"] for m in store.measures(session["id"])}
+    assert session["status"] == "incomplete" and session["end_reason"] == "incomplete"
+    assert trial["name"] == "Baseline (incomplete)" and trial["end_reason"] == "incomplete"
+    assert measures["cop_velocity_mps"] > 0
+    report = tmp_path / "killed.html"
+    assert main(["report", str(folder), "--out", str(report)]) == 0
+    text = report.read_text()
+    assert "recording was cut short" in text and "Baseline (incomplete)" in text
+    assert main(["replay", str(folder)]) == 0
+    assert "states identical: True" in capsys.readouterr().out

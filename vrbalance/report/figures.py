@@ -20,6 +20,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from vrbalance.sessions.recorder import column, read_rows, read_sidecar
+from vrbalance.sessions.summary import trial_rows
 
 DPI = 100
 #: Horizontal box plots: ``orientation=`` since Matplotlib 3.10 (``vert=`` is deprecated).
@@ -89,7 +90,7 @@ class SessionData:
         return cls(
             folder=folder,
             meta=meta,
-            trials=read_rows(folder / "trials.csv"),
+            trials=trial_rows(folder, meta, rows),
             events=read_rows(folder / "events.csv"),
             t_s=t,
             trial=trial,

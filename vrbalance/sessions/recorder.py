@@ -61,6 +61,7 @@ log = logging.getLogger(__name__)
 FORMAT_NAME = "vrbalance-session"
 FORMAT_VERSION = 1
 SIDECAR = "session.json"
+WRITE_BUFFER_BYTES = 1 << 20
 DIR_MODE = 0o700
 FILE_MODE = 0o600
 
@@ -328,7 +329,10 @@ def open_private(path: Path, *, exclusive: bool = True) -> io.TextIOWrapper:
     flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)
     fd = os.open(path, flags, FILE_MODE)
     os.fchmod(fd, FILE_MODE)
-    return open(fd, "w", encoding="utf-8", newline="")
+    # A buffer far larger than one flush interval's rows (~40 KiB at 250 Hz):
+    # nothing reaches the file between the writer's timed flushes, so after a
+    # crash every stream ends at (nearly) the same tick.
+    return open(fd, "w", encoding="utf-8", newline="", buffering=WRITE_BUFFER_BYTES)
 
 
 def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:

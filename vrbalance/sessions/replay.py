@@ -13,6 +13,9 @@ recorded tick time, through the same per-tick composition the runner uses
 as the runner does) reproduces every :class:`BalanceState` and every safety
 event exactly. :func:`replay_session` checks that and says where it differs.
 
+A recording cut short (a crash, a kill) is replayed up to the last tick that
+every stream still holds.
+
 With a world it can also render the session again (``vrbalance replay SESSION
 --render --out DIR`` writes PNG frames).
 """
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,6 +96,33 @@ class _RecordedFeed:
         return self.pose
 
 
+def _common_prefix(
+    states: list[dict[str, str]],
+    plate_rows: list[dict[str, str]],
+    head_rows: list[dict[str, str]],
+    event_rows: list[dict[str, str]],
+) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """The ticks every stream of a recording cut short still holds.
+
+    The streams are separate files; a kill can land after one was written
+    further than another. Replay those ticks only (at most the last flush
+    interval is dropped), and the events up to the last of them.
+    """
+
+    def last(rows: list[dict[str, str]]) -> tuple[int, int] | None:
+        return (int(rows[-1]["trial"]), int(rows[-1]["tick"])) if rows else None
+
+    ends = [e for e in (last(states), last(plate_rows), last(head_rows)) if e is not None]
+    if not ends:
+        return states, event_rows
+    cut = min(ends)
+    kept = [r for r in states if (int(r["trial"]), int(r["tick"])) <= cut]
+    if len(kept) < len(states):
+        log.info("recording cut short: replaying %d of %d ticks", len(kept), len(states))
+    t_end = float(kept[-1]["t_s"]) if kept else -math.inf
+    return kept, [e for e in event_rows if float(e["t_s"]) <= t_end]
+
+
 def _trial_from_meta(meta: dict[str, Any], trial_row: dict[str, str] | None) -> Trial | None:
     if trial_row is None:
         return None
@@ -157,6 +188,8 @@ def replay_session(
     head_rows = read_rows(folder / "head.csv")
     event_rows = read_rows(folder / "events.csv")
     trial_rows = {int(r["trial"]): r for r in read_rows(folder / "trials.csv")}
+    if meta.get("status") == "recording":
+        states, event_rows = _common_prefix(states, plate_rows, head_rows, event_rows)
 
     frames_at: dict[tuple[int, int], list[Any]] = {}
     for r in plate_rows:

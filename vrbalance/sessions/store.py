@@ -33,7 +33,6 @@ from vrbalance.errors import VrBalanceError
 from vrbalance.sessions.recorder import (
     FILE_MODE,
     make_private_dir,
-    read_rows,
     read_sidecar,
 )
 
@@ -487,11 +486,11 @@ def session_rows_from_folder(
     status is ``"incomplete"`` and its finished trials are those in
     ``trials.csv``; measures are recomputed from ``state.csv``.
     """
-    from vrbalance.sessions.summary import summarize_folder
+    from vrbalance.sessions.summary import summarize_folder, trial_rows
 
     folder = Path(folder)
     meta = read_sidecar(folder)
-    trials = read_rows(folder / "trials.csv")
+    trials = trial_rows(folder, meta)
     status = meta.get("status", "recording")
     session = {
         "id": meta["session_id"],

@@ -97,8 +97,8 @@ def summarize_folder(
     """
     folder = Path(folder)
     meta = read_sidecar(folder)
-    trials = read_rows(folder / "trials.csv") if trials is None else trials
     states = read_rows(folder / "state.csv")
+    trials = trial_rows(folder, meta, states) if trials is None else trials
     events = read_rows(folder / "events.csv")
     rate_hz = float(meta.get("rate_hz", 250.0))
     body = meta.get("body") or {}
@@ -167,6 +167,64 @@ def summarize_folder(
         for name, value in assessments.los_summary(los_all).items():
             add(SESSION_LEVEL, name, value)
     return out
+
+
+def trial_rows(
+    folder: Path,
+    meta: Mapping[str, Any] | None = None,
+    states: Sequence[Mapping[str, str]] | None = None,
+) -> list[dict[str, str]]:
+    """``trials.csv`` plus a row for a trial the recording stopped in (crash, kill).
+
+    A trial's row is written when it ends, so a recording cut short has states
+    of one more trial than rows. That trial gets a row rebuilt from the
+    protocol in the sidecar and its states, with ``end_reason = "incomplete"``,
+    so reports and the database show what was recorded of it.
+    """
+    folder = Path(folder)
+    rows = [dict(r) for r in read_rows(folder / "trials.csv")]
+    meta = read_sidecar(folder) if meta is None else meta
+    states = read_rows(folder / "state.csv") if states is None else states
+    have = {int(r["trial"]) for r in rows}
+    spans: dict[int, list[Mapping[str, str]]] = {}
+    for r in states:
+        idx = int(r["trial"])
+        if idx >= 0 and idx not in have:
+            spans.setdefault(idx, []).append(r)
+    planned = (meta.get("protocol") or {}).get("trials") or []
+    started: dict[int, dict[str, Any]] = {}
+    if spans:
+        for e in read_rows(folder / "events.csv"):
+            if e["kind"] == "trial_start" and e["source"] == "session":
+                started[int(e["trial"])] = json.loads(e["values_json"] or "{}")
+    for idx, srows in sorted(spans.items()):
+        # The trial_start event names the trial (repeats shift protocol indices).
+        name = started.get(idx, {}).get("name")
+        plan: Mapping[str, Any] = next(
+            (p for p in planned if name is not None and p.get("name") == name),
+            planned[idx] if idx < len(planned) else {},
+        )
+        rows.append(
+            {
+                "trial": str(idx),
+                "name": f"{name or plan.get('name', f'trial {idx + 1}')} (incomplete)",
+                "kind": str(plan.get("kind", "exercise")),
+                "scene": str(plan.get("scene", "")),
+                "stance": srows[0]["stance"],
+                "eyes": str(plan.get("eyes", "open")),
+                "surface": str(plan.get("surface", "firm")),
+                "surround": str(plan.get("surround", "fixed")),
+                "assessment": str(plan.get("assessment", "none")),
+                "condition": str(plan.get("condition", 0)),
+                "director": "1" if plan.get("director") else "0",
+                "level": srows[-1]["level"],
+                "planned_s": str(plan.get("duration_s", "")) or srows[-1]["t_s"],
+                "start_t_s": srows[0]["t_s"],
+                "end_t_s": srows[-1]["t_s"],
+                "end_reason": "incomplete",
+            }
+        )
+    return sorted(rows, key=lambda r: int(r["trial"]))
 
 
 def _los_targets(
