@@ -84,7 +84,7 @@ BOB_M = 0.025
 
 # Mesh-part ids (texcoord u) and colour slots (texcoord v) read by the shader.
 _BODY, _LEFT_LEG, _RIGHT_LEG, _LEFT_ARM, _RIGHT_ARM, _LEFT_SHIN, _RIGHT_SHIN = range(7)
-_SKIN, _SHIRT, _TROUSERS, _SHOES, _HAIR, _SHADOW = range(6)
+_SKIN, _SHIRT, _TROUSERS, _SHOES, _HAIR, _SHADOW, _EYES = range(7)
 
 _SKIN_TONES = np.array(
     [
@@ -202,6 +202,7 @@ void main() {
     else if (slot == 2) { colour = unpack_rgb(look.w); }
     else if (slot == 3) { colour = unpack_rgb(look2.z); }
     else if (slot == 4) { colour = unpack_rgb(look2.y); }
+    else if (slot == 6) { colour = vec3(0.05, 0.045, 0.04); }
     else { colour = vec3(1.0); }
     v_colour = colour * p3d_Color.rgb;
     v_lit = (slot == 5) ? 0.0 : 1.0;
@@ -317,6 +318,16 @@ def person_mesh() -> geo.Mesh:
     parts.append(tag(head, _BODY, _SKIN))
     nose = geo.box(0.03, 0.04, 0.05).transformed(translate=(0.0, 0.105, 1.62))
     parts.append(tag(nose, _BODY, _SKIN, 0.9))
+    # Eyes and eyebrows: without a face nobody can tell who is walking towards them.
+    for side in (-1.0, 1.0):
+        eye = geo.sphere(0.016, rings=3, segments=6).transformed(
+            translate=(0.037 * side, 0.088, 1.655), scale=(1.2, 0.6, 1.0)
+        )
+        parts.append(tag(eye, _BODY, _EYES))
+        brow = geo.box(0.045, 0.02, 0.012).transformed(translate=(0.038 * side, 0.092, 1.684))
+        parts.append(tag(brow, _BODY, _HAIR))
+    mouth = geo.box(0.045, 0.02, 0.01).transformed(translate=(0.0, 0.094, 1.585))
+    parts.append(tag(mouth, _BODY, _SKIN, 0.6))
     hair = geo.sphere(0.112, rings=6, segments=12).transformed(
         translate=(0.0, -0.015, 1.665), scale=(0.93, 1.02, 0.9)
     )
