@@ -114,3 +114,51 @@ def test_director_adapts_between_trials_from_where_the_last_session_ended(
     assert [r["director"] for r in rows] == ["0", "1", "1"]
     ends = [e for e in events if e["kind"] == "trial_end"]
     assert len(ends) == 3 and all('"ticks":' in e["values_json"] for e in ends)
+
+
+def test_a_failure_closes_the_recording_as_failed_and_propagates(
+    tmp_path: Any, quiet: Callable[..., Any]
+) -> None:
+    from vrbalance.clock import MonotonicClock
+    from vrbalance.config.plates import load_plate
+    from vrbalance.samples import PlateFrame
+    from vrbalance.sessions.protocol import Protocol
+    from vrbalance.sessions.runner import SessionRunner
+    from vrbalance.sessions.store import Patient
+
+    class WrongPlate:
+        """A plate whose driver hands out six-axis frames for a four-cell plate (a bug)."""
+
+        plate_id = "wii-balance-board"
+        plate = load_plate("wii-balance-board")
+
+        def open_trial(self, index: int, trial: Any) -> tuple[Any, None]:
+            return self, None
+
+        def drain(self) -> list[PlateFrame]:
+            return [PlateFrame(1, None, 0.0, (0.0, 0.0, 700.0, 0.0, 0.0, 0.0), "six_axis")]
+
+        def drain_events(self) -> list[Any]:
+            return []
+
+        def close_trial(self) -> None:
+            return None
+
+        def close(self) -> None:
+            return None
+
+    folder = tmp_path / "P" / "s"
+    runner = SessionRunner(
+        Protocol("p", "p", "", (quiet("a", 0.5),)),
+        Patient("P"),
+        folder=folder,
+        session_id="s",
+        devices=WrongPlate(),
+        clock=MonotonicClock(),
+    )
+    with pytest.raises(ValueError, match=r"plate frame seq 1: expected kind 'cells4'"):
+        runner.run()
+    meta = read_sidecar(folder)
+    assert meta["status"] == "failed" and meta["end_reason"] == "error"
+    (end,) = [e for e in read_rows(folder / "events.csv") if e["kind"] == "session_end"]
+    assert end["severity"] == "alarm" and "ValueError" in end["message"]

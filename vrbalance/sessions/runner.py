@@ -596,6 +596,7 @@ class SessionRunner:
         results: list[TrialResult] = []
         session_end = EndReason.COMPLETED
         status = "complete"
+        failure: str | None = None
         if self.director is not None:
             levels = {k: v for k, v in self.start_levels.items() if k in self._director_scenes}
             options = {"t_s": origin_s, **({"start_levels": levels} if levels else {})}
@@ -642,26 +643,44 @@ class SessionRunner:
                 ):
                     session_end = EndReason.TIME_LIMIT
                     break
-        except BaseException:
+        except KeyboardInterrupt:
+            # Ctrl-C between trials (during a rest): the operator ends the session.
+            session_end = EndReason.OPERATOR_ABORT
+            recorder.event(
+                -1,
+                Event(
+                    self.clock.now_s(),
+                    "operator",
+                    "interrupt",
+                    "operator interrupted the session (Ctrl-C)",
+                    "warning",
+                ),
+            )
+        except BaseException as exc:
+            # A bug or an unexpected failure: the recording is closed as "failed"
+            # with the error, never silently as a normal end; the error propagates.
             status = "failed"
+            failure = f"{type(exc).__name__}: {exc}"
             raise
         finally:
             self.devices.close()
             self.world.close()
             end_t = self.clock.now_s()
+            end_reason = session_end.value if failure is None else "error"
             recorder.event(
                 -1,
                 Event(
                     end_t,
                     "session",
                     "session_end",
-                    f"session ended: {session_end.value}",
-                    values={"end_reason": session_end.value},
+                    f"session ended: {end_reason}" + (f" ({failure})" if failure else ""),
+                    "info" if failure is None else "alarm",
+                    values={"end_reason": end_reason, "error": failure},
                 ),
             )
             recorder.close(
                 status=status,
-                end_reason=session_end.value,
+                end_reason=end_reason,
                 trials=[r.row() for r in results],
             )
         return SessionResult(self.session_id, self.folder, session_end, tuple(results))
