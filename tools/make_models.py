@@ -103,20 +103,11 @@ def paving(rng: np.random.Generator) -> NDArray[np.uint8]:
     return img.astype(np.uint8)
 
 
-def bark(rng: np.random.Generator) -> NDArray[np.uint8]:
-    """Tree bark: vertical furrows."""
-    n = periodic_noise(rng, SIZE, (4, 32))
-    x = np.arange(SIZE)
-    furrow = 0.5 + 0.5 * np.sin(2 * np.pi * x / SIZE * 12 + 3 * n)
-    return _colourise(np.clip(0.6 * furrow + 0.4 * n, 0, 1), (50, 35, 22), (125, 95, 65))
-
-
 TEXTURES: dict[str, Callable[[np.random.Generator], NDArray[np.uint8]]] = {
     "grass.png": grass,
     "gravel.png": gravel,
     "stone.png": stone,
     "paving.png": paving,
-    "bark.png": bark,
 }
 
 
