@@ -526,7 +526,9 @@ class CrowdScene(SceneBase):
         people.setTextureOff(1)
         # Draw the people right after the sky, before the paving and the facades:
         # the image is the same (depth test), but the ground behind people is then
-        # never shaded. Measured on llvmpipe at 200 people: frame 311 -> 138 ms.
+        # never shaded. On llvmpipe with anisotropic paving this halved the frame
+        # at 200 people (311 -> 138 ms); with plain mipmapping it makes no
+        # measurable difference (39 vs 39 ms), and it never costs anything.
         people.setBin("background", 10)
         people.setInstanceCount(0)
         self.people = people
