@@ -29,8 +29,8 @@ OUT_DIR = Path(__file__).resolve().parent.parent / "models" / "textures"
 SIZE = 256  # px; small so the repository stays light and llvmpipe samples fast
 
 
-def write_png(path: Path, rgb: NDArray[np.uint8]) -> None:
-    """Write an 8-bit RGB PNG with nothing but zlib (deterministic bytes)."""
+def png_bytes(rgb: NDArray[np.uint8]) -> bytes:
+    """Encode an 8-bit RGB PNG with nothing but zlib (deterministic bytes)."""
     h, w, _ = rgb.shape
     raw = b"".join(b"\x00" + rgb[y].tobytes() for y in range(h))
 
@@ -39,7 +39,7 @@ def write_png(path: Path, rgb: NDArray[np.uint8]) -> None:
 
     png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
     png += chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
-    path.write_bytes(png)
+    return png
 
 
 def periodic_noise(rng: np.random.Generator, size: int, octaves: tuple[int, ...]) -> NDArray:
@@ -116,20 +116,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="compare instead of writing")
     parser.add_argument("--out", type=Path, default=OUT_DIR, help="output folder")
     args = parser.parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
+    if not args.check:
+        args.out.mkdir(parents=True, exist_ok=True)
     stale = []
     for i, (name, make) in enumerate(TEXTURES.items()):
         rng = np.random.default_rng(np.random.SeedSequence([2026, i]))
         target = args.out / name
+        data = png_bytes(make(rng))
         if args.check:
-            tmp = args.out / f".{name}.tmp"
-            write_png(tmp, make(rng))
-            same = target.is_file() and target.read_bytes() == tmp.read_bytes()
-            tmp.unlink()
-            if not same:
+            if not (target.is_file() and target.read_bytes() == data):
                 stale.append(name)
         else:
-            write_png(target, make(rng))
+            target.write_bytes(data)
             print(f"wrote {target} ({target.stat().st_size} bytes)")
     if stale:
         print(f"out of date: {', '.join(stale)}", file=sys.stderr)

@@ -182,3 +182,13 @@ def test_check_values_accepts_whole_floats_for_counts_and_rejects_unknown() -> N
         scene.check_values({"speed": 1.0})
     with pytest.raises(ConfigError, match=r"optic_flow_mps: expected a value in \[0, 1.5\]"):
         scene.check_values({"optic_flow_mps": 9.0})
+
+
+def test_default_safety_envelope_admits_most_of_each_ladder() -> None:
+    """The ladders use the envelope's names; its defaults cut only the park's top sway levels."""
+    from vrbalance.director.envelope import SafetyEnvelope, allowed_levels
+
+    envelope = SafetyEnvelope()
+    park, stairs = load_scene("park"), load_scene("stairs")
+    assert allowed_levels([lv.values for lv in park.levels], envelope, "park") == 8
+    assert allowed_levels([lv.values for lv in stairs.levels], envelope, "stairs") == 10
