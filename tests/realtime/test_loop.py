@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vrbalance.clock import ManualClock, MonotonicClock
 from vrbalance.realtime.loop import FixedRateLoop, LoopState
@@ -234,3 +236,49 @@ def test_stats_window_keeps_recent_percentiles_and_whole_run_maxima() -> None:
     # the overrun's tick is outside the 8-tick window: recent percentiles are clean
     assert stats.period_error_p99_s == pytest.approx(0.0, abs=1e-12)
     assert stats.step_p50_s == pytest.approx(0.0, abs=1e-12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rate_hz=st.sampled_from([50.0, 250.0, 1000.0, 333.0]),
+    t0_s=st.floats(min_value=0.0, max_value=1e5),
+    work=st.lists(st.floats(min_value=0.0, max_value=3.5), min_size=1, max_size=60),
+)
+def test_schedule_invariants_for_any_step_durations(
+    rate_hz: float, t0_s: float, work: list[float]
+) -> None:
+    """Any step durations (in periods): on-deadline starts, skip to first future deadline."""
+    clock = ManualClock(start_s=t0_s)
+    period = 1.0 / rate_hz
+    log: list[tuple[int, float, float, float]] = []
+
+    def step(k: int, t_s: float) -> None:
+        start = clock.now_s()
+        clock.advance(work[len(log)] * period)
+        log.append((k, t_s, start, clock.now_s()))
+
+    loop = FixedRateLoop(step, rate_hz=rate_hz, clock=clock)
+    loop.run(max_ticks=len(work))
+    assert len(log) == len(work)
+    overruns = skipped = 0
+    for i, (k, t_s, start, end) in enumerate(log):
+        assert t_s == t0_s + k * period  # the scheduled time is exact
+        assert start >= t_s  # never early
+        assert start - t_s < 1e-9 * max(1.0, t0_s)  # and, with a ManualClock, never late
+        if i + 1 < len(log):
+            k_next = log[i + 1][0]
+            # the next tick is the first deadline not before the step's end
+            assert t0_s + k_next * period >= end - 1e-9 * max(1.0, t0_s)
+            assert t0_s + (k_next - 1) * period <= end + 1e-9 * max(1.0, t0_s)
+            if k_next > k + 1:
+                overruns += 1
+                skipped += k_next - k - 1
+    stats = loop.stats()
+    # gaps between logged ticks are exactly the overruns and skips; the last
+    # tick may add one overrun whose skipped deadlines nobody ran
+    last_overran = stats.overruns - overruns
+    assert last_overran in (0, 1)
+    if last_overran:
+        assert stats.skipped > skipped
+    else:
+        assert stats.skipped == skipped
