@@ -54,6 +54,14 @@ def test_lifecycle_states_and_idempotent_close(make_app) -> None:
         app.step_frames(1)
 
 
+def test_xr_output_opens_without_a_display(make_app, monkeypatch) -> None:
+    """The headset output renders its main buffer offscreen; eye buffers are added later."""
+    monkeypatch.delenv("DISPLAY", raising=False)
+    app = make_app(output="xr")
+    app.step_frames(1)
+    assert app.image().shape == (36, 64, 3)
+
+
 def test_context_manager_closes(make_app, tmp_path: Path) -> None:
     with WorldApp(output="offscreen", size_px=(64, 36)) as app:
         out = app.screenshot(tmp_path / "shot.png")
