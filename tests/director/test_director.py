@@ -8,7 +8,7 @@ import re
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from vrbalance.director.director import (
@@ -287,6 +287,30 @@ _ops = st.lists(
 
 @settings(max_examples=300, deadline=None)
 @given(ops=_ops, flow=st.floats(0.0, 3.0), top=st.integers(0, 30), seed=st.integers(0, 2**32))
+# Regressions: a stale on_safety() used to swallow a later trial's own safety event,
+# leaving no hold-off after it.
+@example(
+    ops=[
+        ("safety", "park"),
+        ("outcome", "park", False, False),
+        ("outcome", "park", False, False),
+        ("outcome", "park", False, True),
+    ],
+    flow=0.0,
+    top=0,
+    seed=0,
+)
+@example(
+    ops=[
+        ("safety", "crowd"),
+        ("outcome", "park", False, False),
+        ("outcome", "park", False, False),
+        ("outcome", "crowd", False, True),
+    ],
+    flow=0.0,
+    top=0,
+    seed=0,
+)
 def test_never_leaves_the_envelope_never_jumps_and_always_deescalates(
     ops: list[tuple], flow: float, top: int, seed: int
 ) -> None:

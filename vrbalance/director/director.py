@@ -574,9 +574,13 @@ class Director:
                 },
             )
         ]
+        # Trials run one at a time, so a pending on_safety() belongs to the trial
+        # whose outcome arrives next, whatever its scene: clear them all here, so
+        # a later trial's own safety event lowers (and restarts the hold-off) again.
+        already_lowered = name in self._safety_pending
+        self._safety_pending.clear()
         if outcome.safety_triggered:
-            if name in self._safety_pending:
-                self._safety_pending.discard(name)
+            if already_lowered:
                 reason = f"safety event at level {outcome.level}: already lowered to {st.level}"
             else:
                 reason = self._lower_for_safety(name, t_s, "safety event during the trial", events)
