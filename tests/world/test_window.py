@@ -1,0 +1,77 @@
+"""The desktop window output, on a real X server (Xvfb) when one can be started.
+
+Runs in a child process: Panda3D keeps its display pipe and X connection for
+the life of a process, so a window test must not share a process with the
+offscreen tests (nor outlive its X server).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.render
+
+CHILD = textwrap.dedent(
+    """
+    import sys
+    from vrbalance.world.app import AppState, WorldApp
+
+    with WorldApp(output="window", size_px=(320, 180), scene="stairs", level=4) as app:
+        kind = type(app.base.win).__name__
+        app.press("+")
+        app.step_frames(3)
+        shot = app.screenshot(sys.argv[1])
+    print(kind, app.level, app.state.value, shot.stat().st_size)
+    """
+)
+
+
+@pytest.fixture
+def xvfb() -> Iterator[str]:
+    """Start a private Xvfb (skip where Xvfb is not installed)."""
+    binary = shutil.which("Xvfb")
+    if binary is None:
+        pytest.skip("Xvfb is not installed (apt-get install xvfb)")
+    display = ":87"
+    proc = subprocess.Popen(
+        [binary, display, "-screen", "0", "800x600x24", "-nolisten", "tcp"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    socket = Path(f"/tmp/.X11-unix/X{display[1:]}")
+    deadline = time.monotonic() + 10.0
+    while not socket.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # waiting for an external process to create its socket
+    if not socket.exists():
+        proc.kill()
+        pytest.skip("Xvfb did not start")
+    try:
+        yield display
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_window_output_renders_on_a_display(xvfb: str, tmp_path: Path) -> None:
+    shot = tmp_path / "window.png"
+    result = subprocess.run(
+        [sys.executable, "-c", CHILD, str(shot)],
+        env={**os.environ, "DISPLAY": xvfb},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    kind, level, state, size = result.stdout.split()[-4:]
+    assert (kind, level, state) == ("GraphicsWindow", "5", "closed")
+    assert int(size) > 1000
