@@ -106,3 +106,20 @@ def test_apply_level_validates_values(app) -> None:
         app.scene.apply_level({"path_width_m": 9.0})
     app.scene.apply_level({"path_width_m": 1.0})
     assert app.scene.params["path_width_m"] == 1.0
+
+
+@pytest.mark.render
+def test_level_changes_never_make_the_surround_jump(app) -> None:
+    """Amplitudes slew and the phase is integrated: up, down and frequency changes are smooth."""
+    dt = 1 / 60
+    angles = []
+    for level in (10, 3, 10, 1):
+        app.scene.apply_level(app.scene_def.level(level).values)
+        for i in range(240):
+            app.scene.update(i * dt, dt, (0.0, 0.0))
+            angles.append((app.scene.surround.getP(), app.scene.surround.getR()))
+    steps = [max(abs(b[0] - a[0]), abs(b[1] - a[1])) for a, b in itertools.pairwise(angles)]
+    cap = app.scene_def.level(10).values["surround_rate_dps"]
+    # Per-frame change bounded by the peak rate plus the (down-)slew, never a jump.
+    assert max(steps) <= (cap + 2.0) * dt + 1e-6
+    assert max(abs(r) for _, r in angles) > 1.0  # and it did sway

@@ -55,8 +55,9 @@ log.addHandler(logging.NullHandler())
 # --- tuning constants -------------------------------------------------------
 #: Standing eye height used as the sway pivot, m (the head pose sets the camera).
 EYE_HEIGHT_M = 1.6
-#: After resume(), perturbations ramp back in over this time, s (no sudden jolt).
-RESUME_RAMP_S = 2.0
+#: Fastest growth of a sway amplitude (new scene, resume, level up), deg/s; it
+#: shrinks twice as fast. Growth also stays within the level's rate cap.
+AMPLITUDE_SLEW_DPS = 1.0
 #: Sky dome radius, m; the camera far plane must exceed it.
 SKY_RADIUS_M = 450.0
 #: Sky and light colours at noon and at dusk (linear RGB).
@@ -222,8 +223,10 @@ class SceneBase(ABC):
         self._ambient: NodePath | None = None
         self._fog: Fog | None = None
         self._ctx: SceneContext | None = None
-        self._sway_t_s = 0.0
-        self._since_resume_s = RESUME_RAMP_S
+        self._sway_phase_rad = 0.0
+        # Applied (pitch, roll) amplitudes: they start at 0 and slew towards the
+        # level's, so a new scene, a resume or a level change never jolts.
+        self._amp_deg = [0.0, 0.0]
         #: Python time spent in the last :meth:`update`, s (benchmarks read it).
         self.last_update_s = 0.0
 
@@ -260,8 +263,7 @@ class SceneBase(ABC):
             if self.calmed:
                 self.surround.setHpr(0.0, 0.0, 0.0)
             else:
-                self._sway_t_s += dt_s
-                self._since_resume_s += dt_s
+                self._advance_sway(dt_s)
                 self.surround.setHpr(0.0, *self.sway_pitch_roll_deg())
                 self._animate(t_s, dt_s, head_xy_m)
         self.last_update_s = time.perf_counter() - start
@@ -271,18 +273,19 @@ class SceneBase(ABC):
         if not self.calmed:
             log.info("scene %s: calm", self.name)
         self.calmed = True
-        self._sway_t_s = 0.0
+        self._sway_phase_rad = 0.0
+        self._amp_deg = [0.0, 0.0]
         if self.surround is not None:
             self.surround.setHpr(0.0, 0.0, 0.0)
         self._on_calm()
 
     def resume(self) -> None:
-        """Leave calm; sway restarts from zero phase and ramps in over RESUME_RAMP_S."""
+        """Leave calm; sway restarts from zero phase and amplitude and slews back in."""
         if self.calmed:
             log.info("scene %s: resume", self.name)
         self.calmed = False
-        self._sway_t_s = 0.0
-        self._since_resume_s = 0.0
+        self._sway_phase_rad = 0.0
+        self._amp_deg = [0.0, 0.0]
         self._on_resume()
 
     def destroy(self) -> None:
@@ -294,20 +297,40 @@ class SceneBase(ABC):
         self.root = self.surround = self.world = None
 
     # --- shared behaviour -------------------------------------------------------
-    def sway_pitch_roll_deg(self) -> tuple[float, float]:
-        """Current surround (pitch, roll) in degrees, bounded by amplitude and peak rate."""
+    def _advance_sway(self, dt_s: float) -> None:
+        """Advance the sway's phase and slew its amplitudes towards the level's.
+
+        The phase is integrated (not ``2 pi f t``), so a frequency change at a
+        level change does not make the surround jump; amplitudes move towards
+        their targets at no more than :data:`AMPLITUDE_SLEW_DPS` for the same reason.
+        """
+        self._sway_phase_rad = (
+            self._sway_phase_rad + 2 * math.pi * self.params.get("surround_freq_hz", 0.0) * dt_s
+        ) % (2 * math.pi * 100.0)  # 100 whole periods: keeps the float small, no jump
         f = self.params.get("surround_freq_hz", 0.0)
         rate = self.params.get("surround_rate_dps")
-        ramp = min(1.0, self._since_resume_s / RESUME_RAMP_S)
-        roll = sway_amplitude_deg(self.params.get("surround_roll_deg", 0.0), f, rate)
-        pitch = sway_amplitude_deg(self.params.get("surround_pitch_deg", 0.0), f, rate)
-        phase = 2 * math.pi * f * self._sway_t_s
-        # Pitch lags roll by a quarter period and uses a slightly different
-        # frequency so the surround does not trace one fixed, learnable ellipse.
-        return (
-            ramp * pitch * math.sin(0.83 * phase + math.pi / 2),
-            ramp * roll * math.sin(phase),
+        targets = (
+            sway_amplitude_deg(self.params.get("surround_pitch_deg", 0.0), f, rate),
+            sway_amplitude_deg(self.params.get("surround_roll_deg", 0.0), f, rate),
         )
+        for i, target in enumerate(targets):
+            current = self._amp_deg[i]
+            if target > current:
+                # Grow only within the rate headroom, so amplitude growth plus
+                # oscillation never exceed the level's peak-rate cap.
+                headroom = math.inf if rate is None else rate - 2 * math.pi * f * current
+                slew = max(0.0, min(AMPLITUDE_SLEW_DPS, headroom))
+                self._amp_deg[i] = min(target, current + slew * dt_s)
+            else:
+                self._amp_deg[i] = max(target, current - 2 * AMPLITUDE_SLEW_DPS * dt_s)
+
+    def sway_pitch_roll_deg(self) -> tuple[float, float]:
+        """Current surround (pitch, roll) in degrees, bounded by amplitude and peak rate."""
+        pitch, roll = self._amp_deg
+        phase = self._sway_phase_rad
+        # Pitch runs at 0.83 of the roll frequency, so the surround does not
+        # trace one fixed, learnable ellipse.
+        return (pitch * math.sin(0.83 * phase), roll * math.sin(phase))
 
     def _build_environment(self) -> None:
         if self.root is None or self.world is None:
