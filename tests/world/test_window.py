@@ -75,3 +75,19 @@ def test_window_output_renders_on_a_display(xvfb: str, tmp_path: Path) -> None:
     kind, level, state, size = result.stdout.split()[-4:]
     assert (kind, level, state) == ("GraphicsWindow", "5", "closed")
     assert int(size) > 1000
+
+
+@pytest.mark.slow
+def test_demo_runs_in_a_window_with_the_simulated_plate(xvfb: str) -> None:
+    """README's first command, on a display: window, plate, loop, overlay; ends after --seconds."""
+    result = subprocess.run(
+        [sys.executable, "-m", "vrbalance", "demo", "--seconds", "2", "--size", "320x180"],
+        env={**os.environ, "DISPLAY": xvfb},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    frames = int(result.stdout.split("vrbalance demo: ")[-1].split()[0])
+    assert frames > 5

@@ -75,7 +75,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--offscreen", action="store_true", help="render without a display (needs --out)"
     )
-    parser.add_argument("--seconds", type=float, default=20.0, help="offscreen run time, s")
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=None,
+        help="run time, s (offscreen default 20; a window runs until closed unless given)",
+    )
     parser.add_argument("--out", type=Path, help="folder for screenshots and the recording")
     parser.add_argument(
         "--shot-every", type=float, default=5.0, help="offscreen screenshot interval, s"
@@ -315,8 +320,9 @@ def run(args: argparse.Namespace) -> int:
     size = parse_size(args.size)
     if args.offscreen and args.out is None:
         raise ConfigError("--offscreen needs --out DIR for its screenshots")
-    if args.seconds <= 0 or not math.isfinite(args.seconds):
-        raise ConfigError(f"--seconds: expected a positive number, got {args.seconds!r}")
+    seconds = args.seconds if args.seconds is not None else (20.0 if args.offscreen else None)
+    if seconds is not None and (not math.isfinite(seconds) or seconds <= 0):
+        raise ConfigError(f"--seconds: expected a positive number, got {seconds!r}")
     clock = MonotonicClock()
     out: Path | None = args.out
     if out is not None:
@@ -339,9 +345,12 @@ def run(args: argparse.Namespace) -> int:
             connect_world(app, pipe)
             pipe.start()
             if args.offscreen:
-                _run_offscreen(app, pipe, args.seconds, out, args.shot_every)  # type: ignore[arg-type]
+                _run_offscreen(app, pipe, seconds, out, args.shot_every)  # type: ignore[arg-type]
             else:
+                if seconds is not None:
+                    app.add_task(_stop_after(app, seconds), "demo-timer")
                 app.run()
+                print(f"vrbalance demo: {app.frame_count} frames")
         finally:
             pipe.close()
     return 0
@@ -392,6 +401,21 @@ def _operator_to_safety(monitor: Any, recorder: Any) -> Any:
             recorder.event(0, event)
 
     return listener
+
+
+def _stop_after(app: Any, seconds: float) -> Any:
+    """A task that ends ``app.run()`` after ``seconds`` of wall time."""
+    from direct.task import Task
+
+    start = time.perf_counter()
+
+    def task(_task: Any) -> int:
+        if time.perf_counter() - start >= seconds:
+            app.base.taskMgr.stop()
+            return Task.done
+        return Task.cont
+
+    return task
 
 
 def _status_task(app: Any, pipe: DemoPipeline) -> Any:
