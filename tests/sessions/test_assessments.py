@@ -88,3 +88,18 @@ def test_los_no_movement_gives_nan_reaction_time() -> None:
     t = np.arange(0, 2.0, 0.01)
     res = los_target(t, np.zeros((t.size, 2)), 0.0, 0.0, 0.1)
     assert math.isnan(res.reaction_time_s) and res.max_excursion_pct == 0.0
+
+
+def test_los_fast_way_back_is_not_the_primary_movement() -> None:
+    rate = 250.0
+    t = np.arange(0, 8.0, 1 / rate)
+    lean = np.clip((t - 0.6) / 1.2, 0, 1)  # slow reach to 6 cm
+    back = np.clip((t - 3.4) / 0.5, 0, 1)  # twice as fast back to the centre
+    along = 0.06 * (lean * lean * (3 - 2 * lean)) * (1 - back * back * (3 - 2 * back))
+    rng = np.random.default_rng(0)
+    xy = np.column_stack([rng.normal(0, 2e-4, t.size), along + rng.normal(0, 2e-4, t.size)])
+    res = los_target(t, xy, 0.0, 0.0, 0.1)
+    assert res.endpoint_excursion_pct == pytest.approx(60.0, abs=3.0)
+    assert res.max_excursion_pct == pytest.approx(60.0, abs=1.0)
+    assert res.directional_control_pct > 80.0  # jitter is smoothed, not counted as path
+    assert 0.6 < res.reaction_time_s < 1.0

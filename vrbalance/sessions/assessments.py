@@ -20,10 +20,13 @@ Limits of Stability (NeuroCom LOS; Clark et al. 1997)
     reaction time (cue to the projection passing 5 % of the target distance),
     movement velocity (mean speed between 5 % and 95 % of the primary
     movement's end point), end-point excursion (projection where the primary
-    movement first stops, speed under 10 % of its peak, in % of the target
-    distance), maximal excursion (largest projection in the window, %), and
+    movement first stops, speed under 10 % of its peak, before the largest
+    excursion, in % of the target distance), maximal excursion (largest
+    projection in the window, %), and
     directional control (``100·(on − off)/on`` with ``on`` the end-point
     projection and ``off`` the path length across ``u`` up to the end point).
+    Speeds, the end point and ``off`` use the path smoothed by a 0.1 s moving
+    average (tracking jitter would otherwise add path that is not movement).
 
 mCTSIB (Shumway-Cook & Horak 1986; Cohen et al. 1993)
     Sway velocity of the CoP per condition (m/s), and the trial's duration
@@ -38,6 +41,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
+from scipy.ndimage import uniform_filter1d
 
 #: NeuroCom's normal antero-posterior limit of stability: 8.5° forward + 4° back.
 SOT_AP_LIMIT_DEG = 12.5
@@ -51,6 +55,8 @@ LOS_SIDEWAYS_DEG = 8.0
 LOS_ONSET_FRACTION = 0.05
 LOS_PRIMARY_END_FRACTION = 0.95
 LOS_STOP_SPEED_FRACTION = 0.10
+#: Width of the moving average applied before speeds and path lengths, s.
+LOS_SMOOTH_S = 0.1
 
 
 def equilibrium_score(sway_angle_ap_rad: ArrayLike, *, fell: bool = False) -> float:
@@ -188,7 +194,14 @@ def los_target(
     v = np.array([u[1], -u[0]])
     rel = xy - xy[0]
     along = rel @ u
-    across = rel @ v
+    # Speeds, the end point and the off-axis path come from the path smoothed
+    # over LOS_SMOOTH_S: sample-to-sample jitter of a few tenths of a millimetre
+    # would otherwise dominate summed path lengths and the speed's peak.
+    dt_med = float(np.median(np.diff(t)))
+    width = max(1, round(LOS_SMOOTH_S / dt_med)) if dt_med > 0 else 1
+    smooth = uniform_filter1d(rel, size=width, axis=0, mode="nearest") if width > 1 else rel
+    along_s = smooth @ u
+    across = smooth @ v
     onset_idx = np.flatnonzero(along >= LOS_ONSET_FRACTION * target_distance_m)
     if onset_idx.size == 0:
         return LosTarget(
@@ -201,16 +214,22 @@ def los_target(
         )
     i0 = int(onset_idx[0])
     dt = np.diff(t)
-    speed = np.hypot(np.diff(xy[:, 0]), np.diff(xy[:, 1])) / np.where(dt > 0, dt, np.nan)
+    speed = np.hypot(np.diff(smooth[:, 0]), np.diff(smooth[:, 1])) / np.where(dt > 0, dt, np.nan)
     speed = np.nan_to_num(speed)
-    peak_i = i0 + int(np.argmax(speed[i0:])) if i0 < speed.size else i0
-    stop = np.flatnonzero(speed[peak_i:] < LOS_STOP_SPEED_FRACTION * speed[peak_i])
-    i_end = min(peak_i + int(stop[0]) if stop.size else len(t) - 1, len(t) - 1)
-    endpoint = float(along[i_end])
-    reach95 = np.flatnonzero(along[i0 : i_end + 1] >= LOS_PRIMARY_END_FRACTION * endpoint)
+    # The primary movement ends at the first stop before the largest excursion;
+    # the way back (often faster) must not count as the primary movement.
+    i_max = int(np.argmax(along_s))
+    if i_max <= i0:
+        i_max = len(t) - 1
+    peak_i = i0 + int(np.argmax(speed[i0:i_max])) if i_max > i0 else i0
+    stop = np.flatnonzero(speed[peak_i:i_max] < LOS_STOP_SPEED_FRACTION * speed[peak_i])
+    i_end = peak_i + int(stop[0]) if stop.size else i_max
+    endpoint = float(along_s[i_end])
+    reach95 = np.flatnonzero(along_s[i0 : i_end + 1] >= LOS_PRIMARY_END_FRACTION * endpoint)
     i95 = i0 + int(reach95[0]) if reach95.size else i_end
     if i95 > i0:
-        path = float(np.hypot(np.diff(xy[i0 : i95 + 1, 0]), np.diff(xy[i0 : i95 + 1, 1])).sum())
+        seg = smooth[i0 : i95 + 1]
+        path = float(np.hypot(np.diff(seg[:, 0]), np.diff(seg[:, 1])).sum())
         velocity = path / float(t[i95] - t[i0])
     else:
         velocity = math.nan

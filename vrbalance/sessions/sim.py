@@ -29,7 +29,7 @@ from vrbalance.sessions.protocol import Trial
 #: (healthy adults: 0.5-0.9 s in NeuroCom's LOS; Clark et al. 1997).
 SIM_REACTION_S = 0.6
 #: How far the simulated person reaches towards a LoS target (fraction of it).
-SIM_LOS_REACH = 0.6
+SIM_LOS_REACH = 0.45
 #: Weight-shift amplitude of the simulated person, m (CoM offset).
 SIM_SHIFT_M = 0.05
 #: Mean CoP of quiet stance in front of the ankle axis, m: about 4-5 cm in
@@ -52,9 +52,11 @@ def trial_script(trial: Trial, com_height_m: float, extra: str = "") -> str:
     """
     items: list[str] = []
     if trial.assessment == "los" and trial.targets:
-        ramp = min(1.0, 0.4 * trial.target_time_s)
-        hold = max(0.1, 0.25 * trial.target_time_s)
-        reaction = min(SIM_REACTION_S, 0.15 * trial.target_time_s)
+        # Cue -> react -> lean (ramp) -> hold -> the simulator's 1 s return ramp,
+        # all inside one target's time at the protocol's 8 s per target.
+        reaction = min(SIM_REACTION_S, 0.1 * trial.target_time_s)
+        ramp = min(1.2, 0.2 * trial.target_time_s)
+        hold = min(2.0, 0.2 * trial.target_time_s)
         for k, direction in enumerate(los_directions_rad(trial.targets)):
             d = SIM_LOS_REACH * los_target_distance_m(direction, com_height_m)
             t = k * trial.target_time_s + reaction
