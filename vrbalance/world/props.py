@@ -154,4 +154,4 @@ def bird_body() -> Mesh:
 
 def bird_wing() -> Mesh:
     """One wing, hinged at the origin, extending along +x."""
-    return box(0.45, 0.16, 0.02, (0.2, 0.2, 0.24, 1)).transformed(translate=(0.22, 0, 0))
+    return box(0.45, 0.16, 0.02, (0.2, 0.2, 0.24, 1)).transformed(translate=(0.225, 0, 0))
