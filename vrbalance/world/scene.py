@@ -262,6 +262,7 @@ class SceneBase(ABC):
         if self.surround is not None:
             if self.calmed:
                 self.surround.setHpr(0.0, 0.0, 0.0)
+                self._calm_frame(dt_s)
             else:
                 self._advance_sway(dt_s)
                 self.surround.setHpr(0.0, *self.sway_pitch_roll_deg())
@@ -394,6 +395,9 @@ class SceneBase(ABC):
 
     def _animate(self, t_s: float, dt_s: float, head_xy_m: tuple[float, float]) -> None:  # noqa: B027
         """Per-frame motion (optic flow, distractors). Not called while calm."""
+
+    def _calm_frame(self, dt_s: float) -> None:  # noqa: B027
+        """Per frame while calm: nothing may move; fades (alpha only) are allowed."""
 
     def _on_calm(self) -> None:  # noqa: B027
         """Extra freezing beyond the surround (e.g. hide fast distractors)."""

@@ -116,3 +116,20 @@ def test_unevenness_raises_bumps_on_lawn_and_path(app: WorldApp) -> None:
     assert np.ptp(bumpy) > 0.15
     # And the ground is periodic along the path, so optic flow wraps without a seam.
     np.testing.assert_allclose(terrain.height(x, y + 40.0, 0.3, 1.5), bumpy, atol=1e-9)
+
+
+def test_calm_freezes_distractors_and_fades_them_out(app: WorldApp) -> None:
+    app.scene.apply_level({"distractor_count": 12})
+    app.step_frames(2)
+    root = app.scene.world.find("**/distractors")
+    before = [tuple(d.node.getPos()) for d in app.scene._distractors]
+    app.calm()
+    app.step_frames(1)
+    assert [tuple(d.node.getPos()) for d in app.scene._distractors] == before  # frozen
+    assert 0.0 < root.getColorScale()[3] < 1.0  # fading, not popping
+    app.step_frames(40)  # > 0.5 s at 1/60 s
+    assert root.isHidden()
+    assert [tuple(d.node.getPos()) for d in app.scene._distractors] == before
+    app.resume()
+    app.step_frames(2)
+    assert not root.isHidden() and root.getColorScale()[3] == 1.0

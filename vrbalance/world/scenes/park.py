@@ -21,7 +21,7 @@ from collections.abc import Mapping
 
 import numpy as np
 from numpy.typing import NDArray
-from panda3d.core import NodePath
+from panda3d.core import NodePath, TransparencyAttrib
 
 from vrbalance.world import geometry as geo
 from vrbalance.world import props
@@ -58,6 +58,8 @@ DOG_SPEED_MPS = (1.5, 3.0)
 BIRD_SPEED_MPS = (4.0, 7.0)
 #: Wing beat of the birds, Hz.
 WING_BEAT_HZ = 3.0
+#: Distractors fade out over this time when the scene is calmed, s.
+CALM_FADE_S = 0.5
 #: Dusk fraction above which the lamps are lit.
 LAMPS_ON_DUSK = 0.35
 
@@ -134,6 +136,7 @@ class ParkScene(SceneBase):
         self._distractor_root: NodePath | None = None
         self._distractors: list[_Distractor] = []
         self._anim_t_s = 0.0
+        self._fade = 0.0
         self._textures: dict[str, object] = {}
 
     # --- building -------------------------------------------------------------------
@@ -387,11 +390,27 @@ class ParkScene(SceneBase):
                 d.wings[1].setR(-flap)
 
     def _on_calm(self) -> None:
+        # Distractors stop where they are (no more _animate) and fade out.
+        self._fade = 1.0
         if self._distractor_root is not None:
+            self._distractor_root.setTransparency(TransparencyAttrib.M_alpha)
+
+    def _calm_frame(self, dt_s: float) -> None:
+        if self._distractor_root is None or self._fade <= 0.0:
+            return
+        self._fade = max(0.0, self._fade - dt_s / CALM_FADE_S)
+        if self._fade == 0.0:
             self._distractor_root.hide()
+            self._distractor_root.clearTransparency()
+            self._distractor_root.clearColorScale()
+        else:
+            self._distractor_root.setAlphaScale(self._fade)
 
     def _on_resume(self) -> None:
+        self._fade = 0.0
         if self._distractor_root is not None:
+            self._distractor_root.clearTransparency()
+            self._distractor_root.clearColorScale()
             self._distractor_root.show()
         n = int(self.params.get("distractor_count", 0))
         for i, d in enumerate(self._distractors):
