@@ -110,6 +110,9 @@ def test_keys_change_level_scene_pause_and_emergency_stop(app: WorldApp) -> None
     app.resume()  # an emergency stop is not undone by a resume request
     app.step_frames(1)
     assert app.scene.calmed
+    app.press("r")  # only the operator clears it
+    app.step_frames(1)
+    assert not app.emergency_stopped and not app.scene.calmed
     kinds = [e.kind for e in events]
     assert kinds == [
         "level_change",
@@ -120,9 +123,10 @@ def test_keys_change_level_scene_pause_and_emergency_stop(app: WorldApp) -> None
         "pause",
         "resume",
         "emergency_stop",
+        "acknowledge",
     ]
     assert all(e.source == "operator" for e in events)
-    assert events[-1].severity == "alarm"
+    assert events[-2].severity == "alarm"
     assert events[0].values == {"level_from": 1, "level_to": 2}
 
 

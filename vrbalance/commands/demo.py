@@ -66,7 +66,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Open the park scene with a simulated force plate, the balance loop, the "
             "safety monitor and the operator overlay. Keys: Space pause, Esc emergency "
-            "stop, +/- (PageUp/PageDown) level, 1/2/3 park/stairs/crowd, W/A/S/D lean, "
+            "stop, R clear a stop, +/- (PageUp/PageDown) level, 1/2/3 park/stairs/crowd, "
+            "W/A/S/D lean, "
             "right mouse button look around."
         ),
     )
@@ -388,14 +389,15 @@ def _free_folder(path: Path) -> Path:
 def _operator_to_safety(monitor: Any, recorder: Any) -> Any:
     """Operator events: Esc goes to the safety monitor at once; all are recorded.
 
-    Resuming after a pause (Space, Space) is the operator's acknowledgement: it
-    also resets a latched safety response, so the scene can move again.
+    Resuming after a pause (Space, Space) or clearing a stop (R) is the
+    operator's acknowledgement: it also resets the monitor's latched response,
+    so the scene can move again (a cause still present triggers again).
     """
 
     def listener(event: Any) -> None:
         if event.kind == "emergency_stop":
             monitor.request_emergency_stop()
-        elif event.kind == "resume":
+        elif event.kind in ("resume", "acknowledge"):
             monitor.request_reset()
         if recorder is not None:
             recorder.event(0, event)

@@ -74,6 +74,7 @@ KEY_ACTIONS: Mapping[str, str] = {
     "page_up": "level_up",
     "-": "level_down",
     "page_down": "level_down",
+    "r": "acknowledge",
     "1": "scene:park",
     "2": "scene:stairs",
     "3": "scene:crowd",
@@ -508,6 +509,12 @@ class WorldApp:
                     "pause" if self.paused else "resume",
                     "paused by operator" if self.paused else "resumed by operator",
                 )
+            elif action == "acknowledge":
+                if self.emergency_stopped or self.paused:
+                    self.emergency_stopped = False
+                    self.paused = False
+                    self._resume_now()
+                    self._emit("acknowledge", "operator cleared the stop (R)")
             elif action == "emergency_stop":
                 self.emergency_stopped = True
                 self._calm_now()

@@ -177,7 +177,7 @@ class Overlay:
                 dot.show()
         lines = [f"{app.scene_def.title}  -  level {app.level}/{app.scene_def.n_levels}"]
         if app.emergency_stopped:
-            lines.append("EMERGENCY STOP")
+            lines.append("EMERGENCY STOP (R to clear)")
         elif app.paused:
             lines.append("PAUSED (Space to resume)")
         elif app.scene is not None and app.scene.calmed:
@@ -193,7 +193,7 @@ class Overlay:
             lines.append(f"safety: {label}{cause_text}")
         for key in sorted(app.status):
             lines.append(f"{key}: {app.status[key]}")
-        lines.append("Space pause  Esc stop  +/- level  1/2/3 scene")
+        lines.append("Space pause  Esc stop  R clear  +/- level  1/2/3 scene  WASD lean")
         text = "\n".join(lines)
         if text != self._last_text:  # setText re-lays out glyphs; skip when unchanged
             self._text.setText(text)
