@@ -38,6 +38,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -66,19 +67,21 @@ DEFAULT_EYE_M = 1.6
 #: Frame step used by :meth:`WorldApp.step_frames` when none is given, s.
 DEFAULT_STEP_S = 1.0 / 60.0
 #: Keys -> operator actions (input callbacks only queue these names).
-KEY_ACTIONS: Mapping[str, str] = {
-    "space": "pause",
-    "escape": "emergency_stop",
-    "+": "level_up",
-    "=": "level_up",
-    "page_up": "level_up",
-    "-": "level_down",
-    "page_down": "level_down",
-    "r": "acknowledge",
-    "1": "scene:park",
-    "2": "scene:stairs",
-    "3": "scene:crowd",
-}
+KEY_ACTIONS: Mapping[str, str] = MappingProxyType(
+    {
+        "space": "pause",
+        "escape": "emergency_stop",
+        "+": "level_up",
+        "=": "level_up",
+        "page_up": "level_up",
+        "-": "level_down",
+        "page_down": "level_down",
+        "r": "acknowledge",
+        "1": "scene:park",
+        "2": "scene:stairs",
+        "3": "scene:crowd",
+    }
+)
 #: Scene names reachable with number keys, in key order.
 SCENE_KEYS: tuple[str, ...] = ("park", "stairs", "crowd")
 

@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from vrbalance.samples import HeadPose
@@ -56,16 +58,18 @@ PITCH_LIMIT_DEG = 60.0
 EYE_HEIGHT_M = 1.6
 
 #: key name -> (axis, direction); axis 0 = x (right), 1 = y (forward)
-KEY_AXES: dict[str, tuple[int, int]] = {
-    "w": (1, 1),
-    "arrow_up": (1, 1),
-    "s": (1, -1),
-    "arrow_down": (1, -1),
-    "d": (0, 1),
-    "arrow_right": (0, 1),
-    "a": (0, -1),
-    "arrow_left": (0, -1),
-}
+KEY_AXES: Mapping[str, tuple[int, int]] = MappingProxyType(
+    {
+        "w": (1, 1),
+        "arrow_up": (1, 1),
+        "s": (1, -1),
+        "arrow_down": (1, -1),
+        "d": (0, 1),
+        "arrow_right": (0, 1),
+        "a": (0, -1),
+        "arrow_left": (0, -1),
+    }
+)
 
 
 class HeadSink(Protocol):

@@ -16,6 +16,7 @@ repeat covers ``uv_scale_m`` metres whatever the object's size.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,21 +38,23 @@ Color = tuple[float, float, float, float]
 WHITE: Color = (1.0, 1.0, 1.0, 1.0)
 
 _FLOATS_PER_VERTEX = 12  # position 3, normal 3, colour 4, uv 2
-_FORMAT: list[GeomVertexFormat] = []  # filled lazily by _vertex_format (not config, a cache)
 
 
+@functools.cache
 def _vertex_format() -> GeomVertexFormat:
-    """One interleaved float32 format (pos, normal, colour, uv) so numpy can fill it in one copy."""
-    if not _FORMAT:
-        array = GeomVertexArrayFormat()
-        array.addColumn(InternalName.getVertex(), 3, Geom.NT_float32, Geom.C_point)
-        array.addColumn(InternalName.getNormal(), 3, Geom.NT_float32, Geom.C_normal)
-        array.addColumn(InternalName.getColor(), 4, Geom.NT_float32, Geom.C_color)
-        array.addColumn(InternalName.getTexcoord(), 2, Geom.NT_float32, Geom.C_texcoord)
-        fmt = GeomVertexFormat()
-        fmt.addArray(array)
-        _FORMAT.append(GeomVertexFormat.registerFormat(fmt))
-    return _FORMAT[0]
+    """One interleaved float32 format (pos, normal, colour, uv) so numpy can fill it in one copy.
+
+    Panda3D keeps registered formats in its own registry; the cache only
+    avoids re-registering (the result is the same object either way).
+    """
+    array = GeomVertexArrayFormat()
+    array.addColumn(InternalName.getVertex(), 3, Geom.NT_float32, Geom.C_point)
+    array.addColumn(InternalName.getNormal(), 3, Geom.NT_float32, Geom.C_normal)
+    array.addColumn(InternalName.getColor(), 4, Geom.NT_float32, Geom.C_color)
+    array.addColumn(InternalName.getTexcoord(), 2, Geom.NT_float32, Geom.C_texcoord)
+    fmt = GeomVertexFormat()
+    fmt.addArray(array)
+    return GeomVertexFormat.registerFormat(fmt)
 
 
 @dataclass(frozen=True, slots=True)
