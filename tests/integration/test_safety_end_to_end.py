@@ -294,6 +294,8 @@ def test_real_thread_unplug_and_replug_keep_the_loop_running(rig_factory: RigFac
 # ------------------------------------------------------------------- the world follows
 #: Frames the world runs, one every 4 loop ticks (62.5 frames/s beside 250 Hz).
 TICKS_PER_FRAME = 4
+#: Calm frames rendered: past the park's 0.5 s fade of its (frozen) distractors.
+CALM_FRAMES = 40
 
 
 @dataclass(frozen=True)
@@ -334,7 +336,7 @@ def world_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorldRun]:
                 clock=rig.clock,
             ) as app:
                 k = 0
-                while len(frames) < 200 and sum(f["verdict_calm"] for f in frames) < 4:
+                while len(frames) < 400 and sum(f["verdict_calm"] for f in frames) < CALM_FRAMES:
                     t_s = t0 + k * period_s
                     clock.advance_to(t_s)
                     rig.loop.tick(k, t_s)  # the loop's own step, by hand between frames
@@ -344,6 +346,7 @@ def world_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorldRun]:
                     seen = rig.loop.latest.get()  # what the frame task will read
                     app.step_frames(1, dt_s=TICKS_PER_FRAME * period_s)
                     scene = app.scene
+                    root = scene._distractor_root
                     frames.append(
                         {
                             "tick": seen.state.tick,
@@ -352,7 +355,11 @@ def world_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorldRun]:
                             "surround_hpr": tuple(scene.surround.getHpr(app.render)),
                             "camera_roll": app.head_node.getR(app.render),
                             "flow_m": scene.flow_distance_m,
-                            "distractors_shown": not scene._distractor_root.isHidden(),
+                            "distractors_shown": not root.isHidden(),
+                            "distractors_alpha": root.getColorScale()[3],
+                            "distractors_at": tuple(
+                                tuple(c.getPos(app.render)) for c in root.getChildren()
+                            ),
                             "image": app.image(),
                         }
                     )
@@ -368,24 +375,33 @@ def test_offscreen_world_goes_calm_on_the_next_frame(world_run: WorldRun) -> Non
     # The first frame after the calm verdict was published is the one that read it.
     assert frames[first - 1]["tick"] < world_run.calm_tick <= frames[first]["tick"]
     before, calm = frames[:first], frames[first:]
-    assert len(before) > 50 and len(calm) == 4
-    # Before: the world moves (roll of the surround, optic flow, distractors shown).
+    assert len(before) > 50 and len(calm) == CALM_FRAMES
+    # Before: the world moves (roll of the surround, optic flow, distractors passing).
     assert not any(f["scene_calm"] for f in before)
     assert max(abs(f["surround_hpr"][2]) for f in before) > 1.0  # deg
     assert before[-1]["flow_m"] > before[-2]["flow_m"] > before[0]["flow_m"]
+    assert before[-1]["distractors_at"] != before[-2]["distractors_at"]
     assert all(f["distractors_shown"] for f in before)
     assert not np.array_equal(before[-1]["image"], before[-2]["image"])
-    # On that very frame: calm, distractors gone, horizon level (surround and camera).
+    # On that very frame and every one after: calm, horizon level (surround and camera).
     for f in calm:
         assert f["scene_calm"]
         assert f["surround_hpr"] == (0.0, 0.0, 0.0)
         assert f["camera_roll"] == 0.0
-        assert not f["distractors_shown"]
-    # From then on frozen: no optic flow, and the picture no longer changes (the
-    # read-back may lag one frame, so images are compared from the second on).
+    # Perturbations frozen from that frame on: no optic flow, distractors stand still
+    # (they may fade out: alpha only, never up, gone after about half a second).
     assert all(f["flow_m"] == calm[0]["flow_m"] for f in calm)
-    for f in calm[2:]:
-        assert np.array_equal(f["image"], calm[1]["image"])
+    assert all(f["distractors_at"] == calm[0]["distractors_at"] for f in calm)
+    alphas = [f["distractors_alpha"] if f["distractors_shown"] else 0.0 for f in calm]
+    assert alphas == sorted(alphas, reverse=True)
+    gone = next(i for i, f in enumerate(calm) if not f["distractors_shown"])
+    frame_s = TICKS_PER_FRAME / LOOP_RATE_HZ
+    assert gone * frame_s <= 0.5 + frame_s + 1e-9  # the fade starts on the frame after
+    # Then the picture is still (the read-back may lag a frame: compare from gone + 2).
+    still = calm[gone + 2 :]
+    assert len(still) >= 3
+    for f in still[1:]:
+        assert np.array_equal(f["image"], still[0]["image"])
 
 
 @pytest.mark.render
