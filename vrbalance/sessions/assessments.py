@@ -43,8 +43,12 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.ndimage import uniform_filter1d
 
-#: NeuroCom's normal antero-posterior limit of stability: 8.5° forward + 4° back.
-SOT_AP_LIMIT_DEG = 12.5
+from vrbalance.balance.com import SOT_SWAY_LIMIT_DEG
+from vrbalance.balance.com import equilibrium_score as balance_equilibrium_score
+
+#: NeuroCom's normal antero-posterior limit of stability: 8.5° forward + 4° back
+#: (the balance core's constant, so the live and the recorded score agree).
+SOT_AP_LIMIT_DEG = SOT_SWAY_LIMIT_DEG
 #: NeuroCom weights: conditions 1-2 count once, 3-6 count once per trial (3 trials).
 SOT_WEIGHTS: Mapping[int, float] = {1: 1.0, 2: 1.0, 3: 3.0, 4: 3.0, 5: 3.0, 6: 3.0}
 #: LoS target distance as sway angles (NeuroCom theoretical limits), degrees.
@@ -62,6 +66,10 @@ LOS_SMOOTH_S = 0.1
 def equilibrium_score(sway_angle_ap_rad: ArrayLike, *, fell: bool = False) -> float:
     """NeuroCom equilibrium score of one trial, 0-100.
 
+    The formula is :func:`vrbalance.balance.equilibrium_score`'s (one
+    implementation for the live and the recorded score); this wrapper adds
+    the session rules: a fall, or a trial with no finite angle, scores 0.
+
     Parameters
     ----------
     sway_angle_ap_rad : array_like, shape (N,)
@@ -70,11 +78,9 @@ def equilibrium_score(sway_angle_ap_rad: ArrayLike, *, fell: bool = False) -> fl
         A fall (safety stop, stepping off) scores 0 by definition.
     """
     theta = np.asarray(sway_angle_ap_rad, dtype=float)
-    theta = theta[np.isfinite(theta)]
-    if fell or theta.size == 0:
+    if fell or not np.isfinite(theta).any():
         return 0.0
-    span_deg = math.degrees(float(theta.max() - theta.min()))
-    return float(np.clip(100.0 * (1.0 - span_deg / SOT_AP_LIMIT_DEG), 0.0, 100.0))
+    return balance_equilibrium_score(theta, limit_deg=SOT_AP_LIMIT_DEG)
 
 
 def sot_composite(scores: Mapping[int, Sequence[float]]) -> float:
