@@ -52,7 +52,7 @@ from vrbalance.director.monitor import (
 from vrbalance.director.probe import MonitorProbe
 from vrbalance.events import Event
 from vrbalance.realtime.pipeline import BalanceLoop, TickResult
-from vrbalance.sessions.sim import SIM_COP_AHEAD_OF_ANKLE_M
+from vrbalance.sessions.sim import SIM_COP_AHEAD_OF_ANKLE_M, SimulatedHead
 
 #: Balance-loop rate of every test here, Hz (the product's default).
 LOOP_RATE_HZ = 250.0
@@ -235,9 +235,11 @@ class Rig:
         Use a :class:`LockstepClock` (exact) instead of the monotonic clock.
     plate_id : str
         Shipped plate id.
-    head : HeadPoseSource, optional
-        Head source of the loop; without one the session is plate-only
-        (``head_expected=False``) and the CoM comes from the low-passed CoP.
+    head : HeadPoseSource or "person", optional
+        Head source of the loop; ``"person"``: the simulated person's own head
+        (:class:`~vrbalance.sessions.sim.SimulatedHead`, as ``vrbalance demo``
+        and ``vrbalance run --simulate`` use). Without one the session is
+        plate-only (``head_expected=False``) and the CoM is the low-passed CoP.
     envelope : SafetyEnvelope, optional
     seed : int
     on_write : callable, optional
@@ -250,7 +252,7 @@ class Rig:
         *,
         lockstep: bool = True,
         plate_id: str = "wii-balance-board",
-        head: HeadPoseSource | None = None,
+        head: HeadPoseSource | str | None = None,
         envelope: SafetyEnvelope | None = None,
         seed: int = 1,
         on_write: Callable[[int, int, float], None] | None = None,
@@ -272,7 +274,11 @@ class Rig:
             on_write=self._on_write,
         )
         self.plate: ForcePlate | None = None
-        self.head = head
+        if head == "person":
+            head = SimulatedHead(self.server.signal, self.body, self.clock, self.stance.ankle_m)
+        elif isinstance(head, str):
+            raise ValueError(f"head: expected a HeadPoseSource, 'person' or None, got {head!r}")
+        self.head: HeadPoseSource | None = head
         self.published = Published()
         self.guard: DeviceStatusMonitor | None = None
         self.loop: BalanceLoop | None = None

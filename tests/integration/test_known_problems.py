@@ -55,3 +55,32 @@ def test_a_forward_fall_never_moves_the_cop_towards_the_heels() -> None:
     quiet = cop_y[:100]
     falling = cop_y[100:160]  # the first 0.6 s of the fall
     assert falling.min() > quiet.min() - 0.02
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "sessions/sim.py SimulatedHead.pose_at stamps received_time_s with the clock's "
+        "now, so between two samples of the simulated person (100 Hz) the 250 Hz loop "
+        "gets the same position as a new sample; the monitor's filtered head velocity "
+        "then averages in zero-motion samples and head_fall_velocity flickers on and "
+        "off during the demo's fall"
+    ),
+)
+def test_simulated_head_repeats_its_pose_until_the_person_moves() -> None:
+    from vrbalance.balance.geometry import Body
+    from vrbalance.clock import ManualClock
+    from vrbalance.config.plates import load_plate
+    from vrbalance.devices.calibration import load_calibration
+    from vrbalance.devices.simulator import PlateSignal
+    from vrbalance.sessions.sim import SimulatedHead
+
+    plate = load_plate("wii-balance-board")
+    signal = PlateSignal(plate, load_calibration(plate.id), rate_hz=100.0, seed=0)
+    clock = ManualClock()
+    head = SimulatedHead(signal, Body(height_m=1.70, mass_kg=70.0), clock, (0.0, -0.07))
+    signal.next_counts()  # the person takes one 10 ms step
+    first = head.pose_at(clock.now_s())
+    clock.advance(0.004)  # the next loop tick, the person has not moved
+    again = head.pose_at(clock.now_s())
+    assert again == first  # the same sample: the estimator and monitor skip it

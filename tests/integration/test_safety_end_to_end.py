@@ -173,6 +173,31 @@ def test_fall_under_a_steady_head_is_caught_by_the_plate_in_its_tick(
     assert rig.published.results[index].verdict.response is Response.STOP_TRIAL
 
 
+def test_demo_person_falls_with_plate_and_head_and_is_calmed_in_its_tick(
+    rig_factory: RigFactory,
+) -> None:
+    # The configuration of `vrbalance demo` and `vrbalance run --simulate`: the
+    # head is the simulated person's own, so it falls with the CoP.
+    rig = rig_factory(f"fall@{ONSET_S}s", head="person")
+    rig.loop.run(until_s=RUN_UNTIL_S)
+    _assert_quiet_part_is_quiet(rig)
+    states = rig.probe.states
+    assert all(s.com_source == "head" for s in states)
+    tick, name = first_plate_trigger_tick(states, rig.envelope)
+    index, result = _first_calm(rig)
+    _assert_published_in_its_tick(rig, index, result)
+    # The oracle knows the margin and plate triggers; a head trigger may only come
+    # earlier (the head falls too). Either way within half a second of the onset.
+    assert tick is not None and result.state.tick <= tick
+    if result.state.tick < tick:
+        assert result.verdict.cause in (Trigger.HEAD_FALL_VELOCITY, Trigger.HEAD_HEIGHT_DROP)
+    else:
+        assert result.verdict.cause is Trigger(name)
+    assert ONSET_S < result.t_s < ONSET_S + 0.5
+    stop = next(r for r in rig.published.results if r.verdict.stop_trial)
+    assert stop.t_s < ONSET_S + 0.8  # stopped well before the person is down (~0.7 s)
+
+
 def test_step_off_stops_the_trial_in_the_crossing_tick(rig_factory: RigFactory) -> None:
     rig = rig_factory(f"stepoff@{ONSET_S}s")
     rig.loop.run(until_s=RUN_UNTIL_S)
