@@ -90,5 +90,9 @@ def test_limits_of_stability_on_the_simulated_patient(run_session: Callable[...,
     assert 15.0 < m[(0, "los_max_excursion_pct")] < 100.0
     rt = m[(0, "los_reaction_time_s")]
     assert rt is not None and 0.0 < rt < 0.6
-    assert m[(-1, "los_directional_control_pct")] is not None
+    # The session's directional control is its one trial's, a finite percentage
+    # (100 at most: 100·(on − off)/on).
+    dc = m[(0, "los_directional_control_pct")]
+    assert math.isfinite(dc) and dc <= 100.0
+    assert m[(-1, "los_directional_control_pct")] == dc
     assert not math.isnan(m[(0, "los_movement_velocity_mps")])
