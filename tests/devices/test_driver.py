@@ -128,22 +128,23 @@ def test_simulated_plates_stream_in_both_protocols(wii: PlateSpec) -> None:
         assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
 
 
-def test_unplug_and_replug_mid_stream_resumes_within_a_second(six_axis: PlateSpec) -> None:
+def test_unplug_and_replug_mid_stream_resumes(six_axis: PlateSpec) -> None:
+    # How fast it resumes is a figure of benchmarks/bench_serial.py (replug ->
+    # streaming, target < 1 s); this test checks what happens, with deadlines
+    # only long enough to tell a hang from a busy machine.
     with (
         SimulatedPlateServer(six_axis, rate_hz=1000, seed=0) as sim,
         ForcePlate(sim.port_path, sim.plate) as plate,
     ):
         wait_until(lambda: plate.stats().frames > 200)
         sim.unplug()
-        wait_until(lambda: plate.state is PlateState.LOST, 1.0)
+        wait_until(lambda: plate.state is PlateState.LOST)
         plate.drain()
         time.sleep(0.3)  # the plate stays unplugged for a while: nothing arrives
         assert plate.drain() == []
-        replugged_at = time.monotonic()
         sim.replug()
-        wait_until(lambda: plate.state is PlateState.STREAMING, 1.0)
-        assert time.monotonic() - replugged_at < 1.0
-        wait_until(lambda: len(plate.drain()) > 0, 1.0)
+        wait_until(lambda: plate.state is PlateState.STREAMING)
+        wait_until(lambda: len(plate.drain()) > 0)
         events = plate.drain_events()
         stats = plate.stats()
     kinds = [e.kind for e in events]
