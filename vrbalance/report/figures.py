@@ -11,7 +11,7 @@ import io
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ _HORIZONTAL: dict[str, Any] = (
 SEVERITY_COLOURS = {"info": "#4c72b0", "warning": "#dd8452", "alarm": "#c44e52"}
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class SessionData:
     """A recording loaded for reporting (arrays in SI units, times from session start).
 
@@ -67,7 +67,12 @@ class SessionData:
     level: np.ndarray
     response: list[str]
     origin_s: float = 0.0
-    extras: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # A snapshot of the recording: every figure reads the same arrays, so
+        # none may change them under the others.
+        for array in (self.t_s, self.trial, self.cop_m, self.xcom_m, self.com_m, self.level):
+            array.flags.writeable = False
 
     @classmethod
     def load(cls, folder: Path) -> SessionData:
