@@ -64,3 +64,183 @@ def test_offscreen_demo_runs_the_pipeline_and_writes_screenshots(tmp_path: Path,
         kinds = {r["kind"] for r in csv.DictReader(fh)}
     assert {"level_change", "scene_change"} <= kinds
     assert "recording in" in capsys.readouterr().out
+
+
+# -- --xr, --desktop and the start-up gate ------------------------------------------------
+
+_XR_TESTS = str(Path(__file__).resolve().parents[1] / "xr")
+
+
+def _fake_xr(script: dict[int, str] | None = None):
+    """The fake OpenXR runtime (tests/xr/fake_runtime.py) with runtime-side actions by frame."""
+    import sys
+
+    if _XR_TESTS not in sys.path:
+        sys.path.insert(0, _XR_TESTS)
+    from fake_runtime import FakeXr
+
+    from vrbalance.xr.gl import make_gl_texture
+
+    class ScriptedFake(FakeXr):
+        def __init__(self) -> None:
+            super().__init__(view_size=(32, 32), image_factory=make_gl_texture)
+            self.script = dict(script or {})
+            self.frame_no = 0
+
+        def wait_frame(self, session, frame_wait_info=None):
+            self.frame_no += 1
+            action = self.script.pop(self.frame_no, None)
+            if action is not None:
+                getattr(self, action)()
+            return super().wait_frame(session, frame_wait_info)
+
+    return ScriptedFake()
+
+
+def _use_fake(monkeypatch, fake) -> None:
+    from vrbalance.commands import demo
+    from vrbalance.xr.gl import HeadlessBinding
+
+    monkeypatch.setattr(demo, "xr_world_output", lambda: "offscreen")
+    monkeypatch.setattr(
+        demo,
+        "xr_output_options",
+        lambda: {"api": fake, "graphics": HeadlessBinding(), "mirror": "none"},
+    )
+
+
+def _events(folder: Path) -> list[dict[str, str]]:
+    with (folder / "events.csv").open() as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_xr_with_offscreen_is_refused_with_the_reason(capsys) -> None:
+    assert main(["demo", "--xr", "--offscreen", "--out", "x"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0  # one line
+    assert "--xr cannot render --offscreen" in err and "GLX" in err
+
+
+def test_desktop_and_offscreen_are_exclusive(capsys) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["demo", "--desktop", "--offscreen"])
+    assert info.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
+@pytest.mark.render
+def test_xr_without_runtime_is_one_line_suggesting_desktop(monkeypatch, capsys) -> None:
+    fake = _fake_xr()
+    fake.runtime_available = False
+    _use_fake(monkeypatch, fake)
+    assert main(["demo", "--xr", "--size", "64x36", "--seconds", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0
+    assert "no OpenXR runtime" in err and "XR_RUNTIME_JSON" in err and "--desktop" in err
+
+
+@pytest.mark.render
+def test_xr_output_needs_a_display_and_says_desktop(monkeypatch, capsys) -> None:
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert main(["demo", "--xr"]) == 2
+    err = capsys.readouterr().err
+    assert "GLX window" in err and "--desktop" in err
+
+
+@pytest.mark.render
+@pytest.mark.slow
+def test_xr_demo_on_the_fake_runtime_focus_loss_and_session_loss(
+    monkeypatch, tmp_path: Path, capsys
+) -> None:
+    """Head from the headset at the loop's rate; unfocus calms; a loss is recorded, not fatal."""
+    fake = _fake_xr({60: "lose_focus", 90: "regain_focus", 140: "lose_session"})
+    _use_fake(monkeypatch, fake)
+    rc = main(["demo", "--xr", "--seconds", "3", "--size", "64x36", "--out", str(tmp_path)])
+    assert rc == 0
+    assert fake.violations == []
+    out = capsys.readouterr().out
+    assert "session states: IDLE -> READY -> SYNCHRONIZED -> VISIBLE -> FOCUSED" in out
+    assert "LOSS_PENDING" in out
+    rows = _events(tmp_path / "recording")
+    kinds = [r["kind"] for r in rows]
+    # Start-up: nothing is judged missing before the inputs stream, then the scene starts.
+    first = kinds.index("inputs_streaming")
+    assert not {"plate_stale", "head_lost", "head_stale"} & set(kinds[:first])
+    # Focus lost after the start: the headset pauses (xr event) and the monitor calms.
+    assert kinds.index("paused") > first
+    assert "headset_unfocused" in kinds and "resumed" in kinds
+    # The loss: an alarm, the monitor's headset_lost, and the recording goes on (closed).
+    assert "loss_pending" in kinds and "headset_lost" in kinds
+    with (tmp_path / "recording" / "state.csv").open() as fh:
+        n_states = sum(1 for _ in csv.DictReader(fh))
+    assert n_states > 250
+
+
+def test_start_gate_holds_the_world_calm_until_plate_and_head_deliver() -> None:
+    """The gate: connecting status (nothing missing is judged), strict once every input streams."""
+    from vrbalance.clock import ManualClock
+    from vrbalance.commands.demo import CONNECT_TIMEOUT_S, STREAMING_HOLD_S, build_pipeline
+    from vrbalance.director.monitor import PlateStatus
+    from vrbalance.samples import HeadPose
+
+    class Head:
+        pose: HeadPose | None = None
+
+        def pose_at(self, t_s: float) -> HeadPose | None:
+            return self.pose
+
+    class World:
+        resumed = 0
+
+        def resume(self) -> None:
+            self.resumed += 1
+
+    clock = ManualClock()
+    head = Head()
+    ready = [False]
+    pipe = build_pipeline(clock=clock, with_plate=False, head=head, head_ready=lambda: ready[0])
+    world = World()
+    try:
+        # The loop is driven by hand (tick by tick on the manual clock), not started.
+        pipe._connect_t0_s = clock.now_s()
+        verdicts = []
+        for tick in range(50):
+            clock.advance(0.004)
+            verdicts.append(pipe.loop.tick(tick, clock.now_s()).verdict)
+            assert pipe.poll_inputs(world) == "connecting"
+        assert not any(v.calm for v in verdicts)  # no head yet: not "lost", just connecting
+        assert pipe.missing_inputs() == ["headset focus", "head pose"]
+        head.pose = HeadPose(clock.now_s(), clock.now_s(), (0.0, 0.0, 1.6))
+        pipe.loop.tick(50, clock.now_s())
+        assert pipe.poll_inputs(world) == "connecting"  # still not focused
+        ready[0] = True
+        # Streaming once every input has been fresh for STREAMING_HOLD_S.
+        seen = []
+        for tick in range(51, 51 + round(STREAMING_HOLD_S / 0.004) + 2):
+            clock.advance(0.004)
+            head.pose = HeadPose(clock.now_s(), clock.now_s(), (0.0, 0.0, 1.6))
+            pipe.loop.tick(tick, clock.now_s())
+            seen.append(pipe.poll_inputs(world))
+        assert seen[0] == "connecting" and seen[-1] == "streaming" and world.resumed == 1
+        assert pipe.monitor.status.head_expected and pipe.monitor.status.plate is PlateStatus.NONE
+        # From now on a missing head is judged strictly (the monitor's own thresholds).
+        head.pose = None
+        causes = set()
+        for tick in range(200, 250):
+            clock.advance(0.004)
+            verdict = pipe.loop.tick(tick, clock.now_s()).verdict
+            causes |= {t.value for t in verdict.triggers}
+        assert verdict.calm and {"head_stale", "head_lost"} & causes
+    finally:
+        pipe.close()
+    # A head that never comes: after the timeout the strict status applies anyway.
+    clock = ManualClock()
+    pipe = build_pipeline(clock=clock, with_plate=False, head=Head())
+    try:
+        pipe._connect_t0_s = clock.now_s()
+        clock.advance(CONNECT_TIMEOUT_S + 0.1)
+        assert pipe.poll_inputs(World()) == "timeout"
+        assert pipe.loop.tick(0, clock.now_s()).verdict.calm
+    finally:
+        pipe.close()

@@ -54,12 +54,15 @@ def test_lifecycle_states_and_idempotent_close(make_app) -> None:
         app.step_frames(1)
 
 
-def test_xr_output_opens_without_a_display(make_app, monkeypatch) -> None:
-    """The headset output renders its main buffer offscreen; eye buffers are added later."""
+def test_xr_output_needs_a_display_for_a_context_the_runtime_can_share(monkeypatch) -> None:
+    """The headset output is a GLX window (a runtime cannot bind p3headlessgl's EGL context)."""
     monkeypatch.delenv("DISPLAY", raising=False)
-    app = make_app(output="xr")
-    app.step_frames(1)
-    assert app.image().shape == (36, 64, 3)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    app = WorldApp(output="xr", size_px=(64, 36))
+    with pytest.raises(DisplayUnavailableError, match=r"GLX window.*--desktop"):
+        app.open()
+    app.close()
+    assert app.state is AppState.CLOSED
 
 
 def test_context_manager_closes(make_app, tmp_path: Path) -> None:
@@ -179,3 +182,55 @@ def test_overlay_never_reaches_an_eye_buffer(app: WorldApp, artifacts: Path) -> 
     assert _green_overlay_pixels(main) > 50  # the base-of-support outline on the desktop
     assert _green_overlay_pixels(eye_img) == 0
     assert eye_img.std() > 10  # but the eye buffer did render the park
+
+
+XR_CHILD = """
+from panda3d.core import ConfigVariableBool
+from vrbalance.world.app import WorldApp
+
+with WorldApp(output="xr", size_px=(160, 90), scene="stairs") as app:
+    app.step_frames(2)
+    print(type(app.base.win).__name__, app.base.pipe.getType().getName(),
+          int(ConfigVariableBool("sync-video").getValue()))
+"""
+
+
+def test_xr_output_is_an_onscreen_gl_window_without_vsync(tmp_path: Path) -> None:
+    """On a real X server (private Xvfb): a GLX window, ``sync-video 0`` (the runtime paces)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import time
+
+    binary = shutil.which("Xvfb")
+    if binary is None:
+        pytest.skip("Xvfb is not installed (apt-get install xvfb)")
+    display = ":88"
+    proc = subprocess.Popen(
+        [binary, display, "-screen", "0", "640x480x24", "-nolisten", "tcp"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        socket = Path(f"/tmp/.X11-unix/X{display[1:]}")
+        deadline = time.monotonic() + 10.0
+        while not socket.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)  # waiting for an external process to create its socket
+        if not socket.exists():
+            pytest.skip("Xvfb did not start")
+        result = subprocess.run(
+            [sys.executable, "-c", XR_CHILD],
+            env={**os.environ, "DISPLAY": display},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert result.returncode == 0, result.stderr[-2000:]
+    kind, pipe, vsync = result.stdout.split()[-3:]
+    expected_pipe = "glxGraphicsPipe" if sys.platform.startswith("linux") else pipe
+    assert (kind, pipe, vsync) == ("GraphicsWindow", expected_pipe, "0")

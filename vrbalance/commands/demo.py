@@ -19,6 +19,23 @@ The demo is the whole product in miniature, wired by one function,
 ``--offscreen --seconds 20 --out DIR`` does the same without a display: it
 plays a short operator script (level up, stairs, crowd), writes screenshots
 and, where the session recorder exists, the recording to ``DIR``.
+
+``--xr`` renders to the OpenXR headset (:class:`~vrbalance.xr.output.XrOutput`)
+and takes the balance loop's head from it
+(:class:`~vrbalance.xr.head_source.XrHeadPoseSource`); the desktop window
+mirrors the left eye under the overlay. ``--desktop`` (the default) is the
+plain desktop window.
+
+Start-up: the balance loop and the safety monitor run from the first tick,
+but until every input has delivered (a plate frame, a head pose, and with
+``--xr`` a focused headset session) the inputs are *connecting*: the world
+is held calm (no perturbation) and the monitor is told there is no plate or
+head to expect yet, because a missing frame before the first one is not a
+lost device. The moment every input streams, the monitor gets its strict
+status and a fresh reset, and the scene starts moving. If an input has not
+delivered within :data:`CONNECT_TIMEOUT_S`, the monitor gets the strict status
+anyway, so it calms on the missing input (``plate_stale``/``head_lost``) and
+the operator sees why. No threshold is changed.
 """
 
 from __future__ import annotations
@@ -38,6 +55,15 @@ log = logging.getLogger(__name__)
 
 #: Balance loop rate, Hz (the project's default).
 LOOP_RATE_HZ = 250.0
+#: How long the inputs may take to deliver their first sample before the
+#: monitor judges them strictly (s). The simulated plate's first frame comes
+#: within ~0.1 s on an idle machine and ~1 s on a loaded one; a headset
+#: session reaches FOCUSED within ~1 s.
+CONNECT_TIMEOUT_S = 5.0
+#: The inputs count as streaming once they have been fresh (within the
+#: monitor's own staleness limits) for this long, s: a plate whose first frame
+#: is followed by a start-up gap is still connecting.
+STREAMING_HOLD_S = 0.2
 #: What the simulated person does in the demo: weight shifts that move the CoP
 #: visibly on the overlay (lean targets in m, times in s from the start).
 DEMO_PERSON_SCRIPT = (
@@ -73,8 +99,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--scene", default="park", help="first scene (park, stairs, crowd)")
     parser.add_argument("--level", type=int, default=1, help="first level, from 1")
-    parser.add_argument(
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument(
         "--offscreen", action="store_true", help="render without a display (needs --out)"
+    )
+    output.add_argument(
+        "--desktop",
+        action="store_true",
+        help="render to a desktop window (the default; the head is the desktop stand-in)",
+    )
+    parser.add_argument(
+        "--xr",
+        action="store_true",
+        help="render to the OpenXR headset; the head pose comes from it",
     )
     parser.add_argument(
         "--seconds",
@@ -146,12 +183,104 @@ class DemoPipeline:
     stance: Any = None
     recorder: Any = None
     notes: list[str] = field(default_factory=list)
+    desktop_pose: bool = True
+    head_ready: Any = None
+    strict_status: Any = None
+    inputs: str = "connecting"
+    head_poses: list[int] = field(default_factory=lambda: [0, 0])
+    _connect_t0_s: float | None = None
+    _fresh_since_s: float | None = None
     _last_ticks: tuple[int, float] | None = None
     _rate_hz: float | None = None
 
     def start(self) -> None:
+        """Start the balance loop with the inputs *connecting* (see module docstring)."""
+        self._connect_t0_s = self.clock.now_s()
         if self.loop is not None:
             self.loop.start()
+
+    def event(self, event: Any) -> None:
+        """Record an event (operator, headset, start-up) if a recorder runs."""
+        if self.recorder is not None:
+            self.recorder.event(0, event)
+
+    def poll_inputs(self, world: Any = None) -> str:
+        """Main thread, every frame: open the start gate once every input streams.
+
+        Returns ``"connecting"``, ``"streaming"`` or ``"timeout"``. On the
+        change to streaming: the monitor gets its strict status and a reset,
+        and ``world.resume()`` lets the scene move. On a timeout: the strict
+        status only (the monitor then calms on the missing input).
+        """
+        if self.inputs != "connecting":
+            return self.inputs
+        from vrbalance.events import Event
+
+        now = self.clock.now_s()
+        t0 = self._connect_t0_s if self._connect_t0_s is not None else now
+        missing = self.missing_inputs()
+        if missing:
+            self._fresh_since_s = None
+        elif self._fresh_since_s is None:
+            self._fresh_since_s = now
+        if not missing and now - self._fresh_since_s >= STREAMING_HOLD_S:
+            self.inputs = "streaming"
+            if self.monitor is not None and self.strict_status is not None:
+                self.monitor.set_status(self.strict_status)
+                self.monitor.request_reset()
+            if world is not None:
+                world.resume()
+            log.info("demo: inputs streaming after %.2f s", now - t0)
+            self.event(
+                Event(
+                    now,
+                    "session",
+                    "inputs_streaming",
+                    f"inputs streaming after {now - t0:.2f} s: scene starts",
+                    values={"wait_s": now - t0},
+                )
+            )
+        elif now - t0 > CONNECT_TIMEOUT_S:
+            self.inputs = "timeout"
+            if self.monitor is not None and self.strict_status is not None:
+                self.monitor.set_status(self.strict_status)
+            why = ", ".join(missing)
+            log.error("demo: no %s after %.0f s", why, CONNECT_TIMEOUT_S)
+            self.event(
+                Event(
+                    now,
+                    "session",
+                    "inputs_timeout",
+                    f"no {why} within {CONNECT_TIMEOUT_S:g} s: safety judges the inputs now",
+                    "alarm",
+                    values={"missing": why},
+                )
+            )
+        return self.inputs
+
+    def missing_inputs(self) -> list[str]:
+        """Inputs not delivered yet: ``"plate frame"``, ``"head pose"``, ``"headset focus"``."""
+        missing: list[str] = []
+        if self.head_ready is not None and not self.head_ready():
+            missing.append("headset focus")
+        if self.loop is None:
+            return missing
+        latest = self.loop.latest.get()
+        state = latest.state if latest is not None else None
+        limits = getattr(getattr(self.monitor, "envelope", None), "monitor", None)
+        plate_stale_s = getattr(limits, "plate_stale_s", math.inf)
+        head_stale_s = getattr(limits, "head_stale_s", math.inf)
+        if self.plate is not None and (
+            state is None or state.plate_age_s is None or state.plate_age_s > plate_stale_s
+        ):
+            missing.append("plate frame")
+        if self.head is not None and (
+            state is None
+            or latest.head is None
+            or (state.head_age_s is not None and state.head_age_s > head_stale_s)
+        ):
+            missing.append("head pose")
+        return missing
 
     def status_lines(self) -> dict[str, str]:
         """Overlay status: plate state and loop health, as text."""
@@ -161,6 +290,11 @@ class DemoPipeline:
             lines["plate"] = f"simulated, {getattr(state, 'value', state)}"
         else:
             lines["plate"] = "none (head only)"
+        if self.inputs != "streaming":
+            waiting = ", ".join(self.missing_inputs()) or "-"
+            lines["inputs"] = f"{self.inputs} (waiting for {waiting})"
+        else:
+            lines.pop("inputs", None)
         if self.loop is not None:
             try:
                 health = self.loop.health()
@@ -203,13 +337,25 @@ def build_pipeline(
     seed: int = 0,
     script: str = DEMO_PERSON_SCRIPT,
     record_to: Path | None = None,
+    head: Any = None,
+    head_ready: Any = None,
 ) -> DemoPipeline:
     """Build plate, head, estimator, safety monitor and balance loop (not started).
 
     Each part that is missing from this installation is left out with a note,
     so the demo degrades (head only, no safety) rather than failing.
+
+    Parameters
+    ----------
+    head : HeadPoseSource, optional
+        The loop's head source (the headset's
+        :class:`~vrbalance.xr.head_source.XrHeadPoseSource`); default: the
+        simulated person's head plus the desktop stand-in (``DesktopHead``).
+    head_ready : callable, optional
+        ``head_ready() -> bool``: an extra start-up condition (the headset
+        session is focused).
     """
-    pipe = DemoPipeline(clock=clock)
+    pipe = DemoPipeline(clock=clock, head_ready=head_ready)
     try:
         from vrbalance.devices.head import ScriptedHeadSource, SwayScript
     except ImportError as exc:
@@ -217,7 +363,8 @@ def build_pipeline(
         ScriptedHeadSource = SwayScript = None
     from vrbalance.world.desktop_pose import DesktopHead
 
-    pipe.head = DesktopHead(None, clock)
+    pipe.head = DesktopHead(None, clock) if head is None else head
+    pipe.desktop_pose = head is None
     try:
         from vrbalance.balance.geometry import Body
         from vrbalance.balance.stance import make_stance
@@ -257,7 +404,8 @@ def build_pipeline(
             pipe.server = pipe.plate = None
     if pipe.base_head is None and ScriptedHeadSource is not None:
         pipe.base_head = ScriptedHeadSource(SwayScript(seed=seed, height_m=body.eye_height_m))
-    pipe.head.base_source = pipe.base_head
+    if head is None:
+        pipe.head.base_source = pipe.base_head
     try:
         from vrbalance.balance.estimator import BalanceEstimator
         from vrbalance.realtime.pipeline import BalanceLoop
@@ -266,16 +414,24 @@ def build_pipeline(
         return pipe
     monitor = None
     try:
-        from vrbalance.director.monitor import MonitorStatus, PlateStatus, SafetyMonitor
-
-        status = (
-            MonitorStatus() if pipe.plate is not None else MonitorStatus(plate=PlateStatus.NONE)
+        from vrbalance.director.monitor import (
+            HeadsetStatus,
+            MonitorStatus,
+            PlateStatus,
+            SafetyMonitor,
         )
-        monitor = SafetyMonitor(status=status)
+
+        pipe.strict_status = MonitorStatus(
+            plate=PlateStatus.STREAMING if pipe.plate is not None else PlateStatus.NONE,
+            headset=HeadsetStatus.FOCUSED if head_ready is not None else HeadsetStatus.NONE,
+        )
+        # Connecting: no plate frame or head pose is expected before the first one
+        # (poll_inputs() switches to the strict status when they stream).
+        monitor = SafetyMonitor(status=MonitorStatus(plate=PlateStatus.NONE, head_expected=False))
         pipe.monitor = monitor
     except ImportError as exc:
         pipe.notes.append(f"no safety monitor ({exc})")
-    sinks = []
+    sinks: list[Any] = [_head_counter(pipe.head_poses)]
     if record_to is not None:
         try:
             from vrbalance.sessions.recorder import SessionRecorder
@@ -300,6 +456,15 @@ def build_pipeline(
     return pipe
 
 
+def _head_counter(counts: list[int]) -> Any:
+    """A loop sink counting ticks with and without a head pose (``counts[0]``, ``counts[1]``)."""
+
+    def sink(result: Any) -> None:
+        counts[0 if result.head is not None else 1] += 1
+
+    return sink
+
+
 def _recording_sink(recorder: Any) -> Any:
     """A loop sink that queues every sample, state and safety event (enqueue only: cheap)."""
 
@@ -319,6 +484,15 @@ def run(args: argparse.Namespace) -> int:
     from vrbalance.world.app import WorldApp
 
     size = parse_size(args.size)
+    xr = bool(getattr(args, "xr", False))
+    if xr and args.offscreen:
+        raise ConfigError(
+            "--xr cannot render --offscreen: an OpenXR runtime shares the OpenGL context of a "
+            "desktop window (GLX on Linux), which an offscreen buffer does not have; run --xr "
+            "on a display (or under Xvfb), or drop --xr"
+        )
+    if xr and getattr(args, "desktop", False):
+        raise ConfigError("--xr and --desktop: choose one (the headset or the desktop window)")
     if args.offscreen and args.out is None:
         raise ConfigError("--offscreen needs --out DIR for its screenshots")
     seconds = args.seconds if args.seconds is not None else (20.0 if args.offscreen else None)
@@ -328,17 +502,26 @@ def run(args: argparse.Namespace) -> int:
     out: Path | None = args.out
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-    record_to = _free_folder(out / "recording") if out is not None and args.offscreen else None
+    recorded = args.offscreen or xr
+    record_to = _free_folder(out / "recording") if out is not None and recorded else None
+    head = None
+    if xr:
+        from vrbalance.xr.head_source import XrHeadPoseSource
+
+        head = XrHeadPoseSource(clock)
     app = WorldApp(
-        output="offscreen" if args.offscreen else "window",
+        output=xr_world_output() if xr else ("offscreen" if args.offscreen else "window"),
         size_px=size,
         scene=args.scene,
         level=args.level,
         clock=clock,
+        head_source=head,
         title="vrbalance demo",
     )
     # The window first: without a display nothing else is started.
     with app:
+        if xr:
+            return _run_xr(app, args, clock, head, seconds, record_to)
         pipe = build_pipeline(
             clock=clock, with_plate=not args.no_plate, seed=args.seed, record_to=record_to
         )
@@ -357,24 +540,172 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def connect_world(app: Any, pipe: DemoPipeline) -> None:
-    """Wire an open :class:`WorldApp` to a pipeline: head, snapshots, outline, operator keys."""
+def xr_world_output() -> str:
+    """The world output for ``--xr`` (a seam: tests with the fake runtime render offscreen)."""
+    return "xr"
+
+
+def xr_output_options() -> dict[str, Any]:
+    """Extra :class:`~vrbalance.xr.output.XrOutput` arguments (a seam for the fake runtime)."""
+    return {}
+
+
+def _run_xr(
+    app: Any,
+    args: argparse.Namespace,
+    clock: Clock,
+    head: Any,
+    seconds: float | None,
+    record_to: Path | None,
+) -> int:
+    """The demo on the headset: ``XrOutput`` around the world, the loop's head from it."""
+    from vrbalance.director.monitor import HeadsetStatus
+    from vrbalance.xr.output import XrOutput
+
+    holder: list[DemoPipeline] = []
+
+    def on_event(event: Any) -> None:
+        if not holder:
+            return  # kept in xr_out.events; recorded once the pipeline exists
+        pipe = holder[0]
+        pipe.event(event)
+        if event.kind == "loss_pending" and pipe.monitor is not None:
+            pipe.monitor.update_status(headset=HeadsetStatus.LOST)
+            app.status["headset"] = "LOST: press R to reconnect, close the window to end"
+
+    def on_focus(focused: bool) -> None:
+        # Before the inputs stream the start gate waits for focus; afterwards the
+        # monitor judges it (unfocused calms; the operator resumes with R).
+        lost = xr_out.session is not None and xr_out.session.lost
+        if holder and holder[0].monitor is not None and holder[0].inputs != "connecting":
+            if lost:
+                return  # LOST (set on the loss event) stays until the operator reconnects
+            holder[0].monitor.update_status(
+                headset=HeadsetStatus.FOCUSED if focused else HeadsetStatus.UNFOCUSED
+            )
+        app.status["headset"] = "focused" if focused else "not focused: scene calmed"
+
+    xr_out = XrOutput(
+        app,
+        head_source=head,
+        clock=clock,
+        on_event=on_event,
+        on_focus=on_focus,
+        **xr_output_options(),
+    )
+    with xr_out:
+        session = xr_out.session
+        pipe = build_pipeline(
+            clock=clock,
+            with_plate=not args.no_plate,
+            seed=args.seed,
+            record_to=record_to,
+            head=head,
+            head_ready=lambda: session is not None and session.focused and not session.lost,
+        )
+        holder.append(pipe)
+        for event in list(xr_out.events):  # what the session said while opening
+            pipe.event(event)
+        try:
+            connect_world(app, pipe, xr_out=xr_out)
+            t_start = clock.now_s()
+            pipe.start()
+            if seconds is not None:
+                app.add_task(_exit_xr_after(app, xr_out, seconds), "demo-timer")
+            app.run()  # returns when the runtime ends the session
+            elapsed = max(clock.now_s() - t_start, 1e-9)
+            loop_ticks = sum(pipe.head_poses)
+            stats = xr_out.stats()
+        finally:
+            pipe.close()
+    print(
+        f"vrbalance demo --xr: runtime {session.runtime_name if session else '-'}, "
+        f"{session.space_type if session else '-'} space, {elapsed:.1f} s\n"
+        f"  session states: {' -> '.join(stats.states_seen)}\n"
+        f"  frames begun / submitted / with layer: {stats.frames_begun} / "
+        f"{stats.frames_submitted} / {stats.frames_rendered} "
+        f"({stats.frames_submitted / elapsed:.1f} Hz)\n"
+        f"  balance loop: {loop_ticks / elapsed:.0f} ticks/s, head poses "
+        f"{pipe.head_poses[0] / elapsed:.0f}/s ({pipe.head_poses[1]} ticks without one), "
+        f"inputs {pipe.inputs}\n"
+        f"  XR Python per frame: {1e3 * stats.python_s_per_frame:.2f} ms"
+        + (f"\n  recording in {record_to}" if record_to is not None else "")
+    )
+    return 0
+
+
+def _exit_xr_after(app: Any, xr_out: Any, seconds: float) -> Any:
+    """After ``seconds``: ask the runtime to end the session; stop outright 3 s later."""
+    from direct.task import Task
+
+    start = time.perf_counter()
+    asked = [False]
+
+    def task(_task: Any) -> int:
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds and not asked[0]:
+            asked[0] = True
+            session = xr_out.session
+            if session is None or session.lost:
+                app.base.taskMgr.stop()
+                return Task.done
+            xr_out.request_exit()  # STOPPING -> xrEndSession -> EXITING ends app.run()
+        elif elapsed >= seconds + 3.0:
+            log.warning("demo: the runtime did not end the session within 3 s; stopping")
+            app.base.taskMgr.stop()
+            return Task.done
+        return Task.cont
+
+    return task
+
+
+def connect_world(app: Any, pipe: DemoPipeline, *, xr_out: Any = None) -> None:
+    """Wire an open :class:`WorldApp` to a pipeline: head, snapshots, outline, operator keys.
+
+    The world is held calm while the inputs are connecting; :meth:`DemoPipeline.poll_inputs`
+    (called every frame) lets it move once they stream. With ``xr_out``, R
+    (acknowledge) after a headset loss reconnects the headset.
+    """
     from vrbalance.world.desktop_pose import DesktopPose
 
     if pipe.head is not None:
         app.set_head_source(pipe.head)
-        DesktopPose(app, pipe.head)
+        if pipe.desktop_pose:
+            DesktopPose(app, pipe.head)
     if pipe.loop is not None:
         app.state_source = pipe.loop.latest
     if pipe.stance is not None:
         app.bos_polygon_m = pipe.stance.base_of_support.vertices
     if pipe.monitor is not None:
         app.add_listener(_operator_to_safety(pipe.monitor, pipe.recorder))
+    if xr_out is not None:
+        app.add_listener(_reconnect_headset(app, xr_out))
+    if pipe.inputs == "connecting":
+        app.calm()
     for note in pipe.notes:
         log.warning("demo: %s", note)
     if pipe.notes:
         app.status["note"] = "; ".join(pipe.notes)
     app.add_task(_status_task(app, pipe), "demo-status")
+
+
+def _reconnect_headset(app: Any, xr_out: Any) -> Any:
+    """R (acknowledge) while the headset is lost: recreate the session (main thread)."""
+    from vrbalance.errors import VrBalanceError
+
+    def listener(event: Any) -> None:
+        session = xr_out.session
+        if event.kind != "acknowledge" or session is None or not session.lost:
+            return
+        try:
+            xr_out.resume()
+        except VrBalanceError as exc:
+            log.error("demo: headset still unavailable: %s", exc)
+            app.status["headset"] = f"still lost ({exc}); R to retry"
+        else:
+            app.status["headset"] = "reconnected: waiting for focus"
+
+    return listener
 
 
 def _free_folder(path: Path) -> Path:
@@ -424,7 +755,10 @@ def _status_task(app: Any, pipe: DemoPipeline) -> Any:
     from direct.task import Task
 
     def task(_task: Any) -> int:
+        pipe.poll_inputs(app)
         app.status.update(pipe.status_lines())
+        if "inputs" not in app.status or pipe.inputs == "streaming":
+            app.status.pop("inputs", None)
         return Task.cont
 
     return task

@@ -10,7 +10,12 @@ Outputs:
 ``"offscreen"``
     An offscreen buffer through ``p3headlessgl`` (tests, CI, screenshots).
 ``"xr"``
-    Like offscreen, but the headset module adds the eye buffers with
+    The desktop window of a headset session: a real ``pandagl`` (GLX on
+    Linux) window, because an OpenXR runtime can only share such a context
+    (Panda3D's ``p3headlessgl`` EGL context cannot be bound), with vsync off
+    (``sync-video 0``: the runtime's ``xrWaitFrame`` paces frames; a 60 Hz
+    desktop vsync would cap a 90 Hz headset). Needs a display like
+    ``"window"``. The headset module adds the eye buffers with
     :meth:`WorldApp.make_camera`; they render :attr:`WorldApp.render` (the 3-D
     graph) only, while the operator overlay lives in ``render2d``/``aspect2d``
     on the main window's own 2-D display region, so it can never appear in
@@ -266,6 +271,12 @@ class WorldApp:
                 "no display to open a window on (DISPLAY is not set); "
                 "run with --offscreen to render without one"
             )
+        if self.output == "xr" and not _has_display():
+            raise DisplayUnavailableError(
+                "no display for the headset's OpenGL window (DISPLAY is not set): an OpenXR "
+                "runtime needs a GLX window context to share; start an X session (or Xvfb), "
+                "or run without a headset with --desktop"
+            )
         from direct.showbase.ShowBase import ShowBase
         from panda3d.core import loadPrcFileData
 
@@ -274,17 +285,22 @@ class WorldApp:
             f"win-size {w} {h}",
             f"window-title {self.title}",
             "audio-library-name null",
-            "sync-video 0" if self.output != "window" else "sync-video 1",
+            # Vsync only for the plain desktop window: offscreen has none, and with a
+            # headset the runtime paces frames.
+            "sync-video 1" if self.output == "window" else "sync-video 0",
             "textures-power-2 none",
             "notify-level-device fatal",  # no /dev/input on servers: not worth a warning
         ]
-        if self.output != "window":
+        onscreen = self.output in ("window", "xr")
+        if self.output == "xr":
+            prc += ["load-display pandagl"]  # GLX/WGL: a context the runtime can share
+        elif not onscreen:
             prc += ["load-display p3headlessgl", "aux-display p3headlessgl"]
             # Finish each frame on the (software) GPU before the next: frame times
             # are then honest, and closing does not wait for a queue of frames.
             prc.append("gl-finish 1")
         self._prc_page = loadPrcFileData("vrbalance-world", "\n".join(prc))
-        window_type = "onscreen" if self.output == "window" else "offscreen"
+        window_type = "onscreen" if onscreen else "offscreen"
         try:
             self.base = ShowBase(windowType=window_type)
         except Exception as exc:  # ShowBase raises a bare Exception when no window opens
