@@ -12,6 +12,8 @@ place (so a script or a robot can move the mass), with a timeout per step.
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Callable
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -89,6 +91,8 @@ def run(args: argparse.Namespace) -> int:
             tare_s=args.tare_s,
             record_s=args.record_s,
             step_timeout_s=args.step_timeout_s,
+            say=print,
+            progress=_text_progress(print),
         ).run()
     calibration = fit_calibration(plate, tare, loads, base=base, max_residual_n=args.max_residual_n)
     print("fit accepted:")
@@ -104,3 +108,19 @@ def run(args: argparse.Namespace) -> int:
     path = write_calibration(calibration, out)
     print(f"wrote {path}")
     return 0
+
+
+def _text_progress(say: Callable[[str], None]) -> Callable[[str, float], None]:
+    """A ``[#####     ] 50%`` bar redrawn in place on a terminal, one line otherwise."""
+    tty = sys.stdout.isatty()
+
+    def progress(label: str, fraction: float) -> None:
+        bar = "#" * int(30 * fraction)
+        line = f"  {label} [{bar:<30}] {100 * fraction:3.0f}%"
+        if tty:
+            end = "\n" if fraction >= 1.0 else ""
+            print(f"\r{line}", end=end, flush=True)
+        elif fraction >= 1.0:
+            say(line)
+
+    return progress

@@ -63,11 +63,12 @@ class GuidedCalibration:
         Longest wait for a steady (and, non-interactively, right) load, s.
     prompt : callable, optional
         Asks the operator to press Enter (default :func:`input`).
-    say : callable
-        Prints one line for the operator (default :func:`print`).
+    say : callable, optional
+        Shows one line to the operator. The library only logs it (INFO) by
+        default; ``vrbalance calibrate`` passes :func:`print`.
     progress : callable, optional
-        ``progress(label, fraction)`` while recording; default a text bar on
-        a terminal, a single line otherwise.
+        ``progress(label, fraction)`` while recording; default none
+        (``vrbalance calibrate`` draws a text bar on a terminal).
     clock : Clock, optional
         Paces the waits (default monotonic).
     """
@@ -84,7 +85,7 @@ class GuidedCalibration:
         record_s: float = 2.0,
         step_timeout_s: float = 60.0,
         prompt: Callable[[str], str] | None = None,
-        say: Callable[[str], None] = print,
+        say: Callable[[str], None] | None = None,
         progress: Callable[[str, float], None] | None = None,
         clock: Clock | None = None,
     ) -> None:
@@ -100,8 +101,8 @@ class GuidedCalibration:
         self.positions = calibration_positions(plate)
         # Looked up at call time, so a caller (or a test) can replace builtins.input.
         self._prompt = prompt or (lambda text: input(text))
-        self._say = say
-        self._progress = progress or _text_progress(say)
+        self._say = say or log.info
+        self._progress = progress or _no_progress
         self._clock = clock or MonotonicClock()
 
     # -- measurement helpers -----------------------------------------------------
@@ -225,19 +226,5 @@ class GuidedCalibration:
         return tare, loads
 
 
-def _text_progress(say: Callable[[str], None]) -> Callable[[str, float], None]:
-    """A ``[#####     ] 50%`` bar redrawn in place on a terminal, one line otherwise."""
-    import sys
-
-    tty = sys.stdout.isatty()
-
-    def progress(label: str, fraction: float) -> None:
-        bar = "#" * int(30 * fraction)
-        line = f"  {label} [{bar:<30}] {100 * fraction:3.0f}%"
-        if tty:
-            end = "\n" if fraction >= 1.0 else ""
-            print(f"\r{line}", end=end, flush=True)
-        elif fraction >= 1.0:
-            say(line)
-
-    return progress
+def _no_progress(label: str, fraction: float) -> None:
+    """Default progress hook: the library draws nothing (no terminal is assumed)."""
