@@ -220,9 +220,11 @@ def session_report(
 
 
 def _write_private(path: Path, text: str) -> None:
+    """Write a report readable by its user only (``0o600``): it holds patient data."""
     import os
 
-    make_private_dir(path.parent) if not path.parent.exists() else None
+    if not path.parent.exists():
+        make_private_dir(path.parent)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
     os.fchmod(fd, FILE_MODE)
     with open(fd, "w", encoding="utf-8") as fh:
