@@ -108,6 +108,11 @@ def test_errors_name_file_trial_and_field(tmp_path: Path) -> None:
     path = _write(tmp_path, '[[trials]]\nname = "a"\nscene = "park"\n')
     with pytest.raises(ConfigError, match=r"\[trials.1\] duration_s: required field is missing"):
         read_protocol(path)
+    path = _write(tmp_path, '[[trials]]\nname = "a"\nscene = "park"\nduration_s = 0.0\n')
+    with pytest.raises(
+        ConfigError, match=r"custom.toml \[trials.1\] duration_s: expected a value in \(0, 600\]"
+    ):
+        read_protocol(path)
     path = _write(
         tmp_path,
         '[[trials]]\nname = "a"\nscene = "park"\nduration_s = 5.0\n'

@@ -188,9 +188,9 @@ def _read_trial(fields: Fields) -> list[Trial]:
     kind = fields.string("kind", default="exercise", options=KINDS)
     scene = fields.string("scene", options=SCENES)
     stance = fields.string("stance", default="feet_apart", options=STANCES)
-    duration_s = fields.number("duration_s", min_value=0.0, max_value=MAX_TRIAL_S)
-    if duration_s <= 0.0:
-        raise ConfigError(f"{where} duration_s: expected a positive duration, got {duration_s!r}")
+    duration_s = fields.number(
+        "duration_s", min_value=0.0, min_inclusive=False, max_value=MAX_TRIAL_S
+    )
     eyes = fields.string("eyes", default="open", options=EYES)
     surface = fields.string("surface", default="firm", options=SURFACES)
     surround = fields.string("surround", default="fixed", options=SURROUNDS)
