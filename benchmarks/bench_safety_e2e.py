@@ -64,7 +64,7 @@ from vrbalance.devices.pty_server import SimulatedPlateServer
 from vrbalance.devices.simulator import PersonParams
 from vrbalance.director.envelope import MonitorThresholds, SafetyEnvelope
 from vrbalance.director.monitor import MonitorStatus, PlateStatus, SafetyMonitor
-from vrbalance.realtime.pipeline import BalanceLoop, TickResult
+from vrbalance.realtime.pipeline import RECOMMENDED_TUNING, BalanceLoop, TickResult
 from vrbalance.samples import PlateFrame
 from vrbalance.sessions.sim import SIM_COP_AHEAD_OF_ANKLE_M
 
@@ -137,11 +137,20 @@ class _Recorder:
         self._was_calm = calm
 
 
-def run_event(plate_id: str, rate_hz: float, kind: str, seed: int) -> dict[str, Any]:
+def run_event(
+    plate_id: str,
+    rate_hz: float,
+    kind: str,
+    seed: int,
+    app: Any = None,
+    tuning: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """One scripted event on a fresh simulated person; the calm onsets and loop counters.
 
     A fresh person per event: after a fall the simulated person cannot be put
     back on the plate standing quietly (see docs/integration.md, known problems).
+    With ``app`` (an open offscreen :class:`WorldApp`), the main thread renders
+    it meanwhile, following the loop's published verdict, as the product does.
     """
     envelope = NO_DWELL if kind == "fall" else SafetyEnvelope()
     n_max = int((RUN_S + 5.0) * rate_hz)
@@ -168,18 +177,38 @@ def run_event(plate_id: str, rate_hz: float, kind: str, seed: int) -> dict[str, 
                 plate=feed,
                 monitor=SafetyMonitor(envelope, status=status),
                 sinks=[recorder],
+                **(tuning or {}),
             )
             # A random phase between the plate's frames and the loop's deadlines, as
             # with a real plate (otherwise each fresh run would start in the same one).
             time.sleep(np.random.default_rng(seed).uniform(0.0, 1.0 / LOOP_RATE_HZ))
+            frame_s: list[float] = []
+            calm_frame: tuple[float, float] | None = None  # (frame start, frame done)
             with loop:
-                loop.join(timeout_s=RUN_S)
+                if app is None:
+                    loop.join(timeout_s=RUN_S)
+                else:
+                    app.state_source = loop.latest
+                    end = time.perf_counter() + RUN_S
+                    last = time.perf_counter()
+                    while (now := time.perf_counter()) < end:
+                        app.step_frames(1, dt_s=min(now - last, 0.1))
+                        done = time.perf_counter()
+                        frame_s.append(done - now)
+                        last = now
+                        if calm_frame is None and app.scene.calmed:
+                            calm_frame = (now, done)
             stats = loop.stats()
     finally:
         parent.send("stop")
         write_t = parent.recv()
         proc.join(5.0)
-    out: dict[str, Any] = {"ticks": stats.ticks, "skipped": stats.skipped, "false_alarms": []}
+    out: dict[str, Any] = {
+        "ticks": stats.ticks,
+        "skipped": stats.skipped,
+        "false_alarms": [],
+        "frame_s": frame_s,
+    }
     for result, drained_s, published_s in recorder.onsets:
         frames = result.plate_frames
         if not frames or frames[-1].seq / rate_hz < EVENT_AT_S:
@@ -197,30 +226,56 @@ def run_event(plate_id: str, rate_hz: float, kind: str, seed: int) -> dict[str, 
             total=published_s - written,
             cause=getattr(result.verdict.cause, "value", "?"),
         )
+        if calm_frame is not None:
+            out.update(
+                pub_frame_start=calm_frame[0] - published_s,
+                pub_frame_done=calm_frame[1] - published_s,
+                frame_total=calm_frame[1] - written,
+            )
     return out
 
 
-def run_plate(plate_id: str, rate_hz: float, n_events: int) -> dict[str, Any]:
+def run_plate(
+    plate_id: str,
+    rate_hz: float,
+    n_events: int,
+    app: Any = None,
+    tuning: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """``n_events`` falls and as many step-offs on one plate; latency samples in s."""
     samples: dict[str, dict[str, list[float]]] = {k: _empty() for k in ("fall", "stepoff")}
     causes: dict[str, set[str]] = {"fall": set(), "stepoff": set()}
-    totals: dict[str, Any] = {"ticks": 0, "skipped": 0, "false_alarms": [], "missed": 0}
+    totals: dict[str, Any] = {
+        "ticks": 0,
+        "skipped": 0,
+        "false_alarms": [],
+        "missed": 0,
+        "frame_s": [],
+    }
     for i in range(n_events):
         for kind in ("fall", "stepoff"):
-            res = run_event(plate_id, rate_hz, kind, seed=i)
-            for key in ("ticks", "skipped", "false_alarms"):
+            res = run_event(plate_id, rate_hz, kind, seed=i, app=app, tuning=tuning)
+            for key in ("ticks", "skipped", "false_alarms", "frame_s"):
                 totals[key] += res[key]
             if "total" not in res:
                 totals["missed"] += 1
                 continue
-            for key in ("write_rx", "rx_drain", "drain_pub", "total"):
-                samples[kind][key].append(res[key])
+            for key in samples[kind]:
+                if key in res:
+                    samples[kind][key].append(res[key])
             causes[kind].add(res["cause"])
     return {"samples": samples, "causes": causes, **totals}
 
 
 def _empty() -> dict[str, list[float]]:
-    return {"write_rx": [], "rx_drain": [], "drain_pub": [], "total": []}
+    keys = ("write_rx", "rx_drain", "drain_pub", "total")
+    frame_keys = ("pub_frame_start", "pub_frame_done", "frame_total")
+    return {k: [] for k in keys + frame_keys}
+
+
+def run_with_world(app: Any, n_events: int, tuning: dict[str, Any] | None) -> dict[str, Any]:
+    """The ASCII plate's events while ``app`` renders in this thread."""
+    return run_plate(*PLATES[0], n_events, app=app, tuning=tuning)
 
 
 def _fmt(values: list[float]) -> str:
@@ -268,6 +323,43 @@ def main(argv: list[str] | None = None) -> int:
         notes.append(
             f"{plate_id}: {res['ticks']} loop ticks, {res['skipped']} skipped deadlines, "
             f"{len(alarms)} calm before the event{causes}, {res['missed']} events not measured"
+        )
+    from vrbalance.world.app import WorldApp
+
+    size = (640, 360)
+    with WorldApp(output="offscreen", size_px=size, scene="park", level=10) as app:
+        app.step_frames(3)  # compile the shaders before measuring anything
+        world_runs = [
+            ("untuned (as the demo and runner today)", run_with_world(app, n_events, None)),
+            ("RECOMMENDED_TUNING", run_with_world(app, n_events, dict(RECOMMENDED_TUNING))),
+        ]
+    frames_ms = np.asarray([f for _, r in world_runs for f in r["frame_s"]]) * 1e3
+    print(
+        f"\nWith the world: {plates[0][0]}, an offscreen park at level 10 ({size[0]}x{size[1]}, "
+        f"overlay on, Mesa llvmpipe) rendering in the main thread as fast as it can "
+        f"(frame median {np.median(frames_ms):.1f} ms, p99 {np.percentile(frames_ms, 99):.1f} ms), "
+        f"following the loop's published verdict; loop thread untuned or with "
+        f"RECOMMENDED_TUNING {RECOMMENDED_TUNING}:\n"
+    )
+    print(
+        "| loop, event (trigger) | n | write -> calm published | published -> calm frame "
+        "starts | published -> calm frame done | **write -> calm frame done** |"
+    )
+    print("|---|---|---|---|---|---|")
+    for name, res in world_runs:
+        for kind in ("fall", "stepoff"):
+            s = res["samples"][kind]
+            causes = ", ".join(sorted(res["causes"][kind])) or "-"
+            print(
+                f"| {name}, {kind} ({causes}) | {len(s['frame_total'])} | {_fmt(s['total'])} "
+                f"| {_fmt(s['pub_frame_start'])} | {_fmt(s['pub_frame_done'])} "
+                f"| **{_fmt(s['frame_total'])}** |"
+            )
+        alarms = res["false_alarms"]
+        notes.append(
+            f"with the world, {name}: {res['ticks']} loop ticks, {res['skipped']} skipped "
+            f"deadlines, {len(alarms)} calm before the event"
+            + (f" ({', '.join(sorted(set(alarms)))})" if alarms else "")
         )
     print("\nCells: median / p99 / max in ms over the events (p99 of few events ~ max).")
     print(

@@ -244,6 +244,8 @@ class Rig:
     seed : int
     on_write : callable, optional
         Passed to the server (``(first_seq, n, t_s)`` after each write).
+    stall_after_s : float
+        The driver's "no frame for this long: stalled" (its default 0.1 s).
     """
 
     def __init__(
@@ -256,7 +258,9 @@ class Rig:
         envelope: SafetyEnvelope | None = None,
         seed: int = 1,
         on_write: Callable[[int, int, float], None] | None = None,
+        stall_after_s: float = 0.1,
     ) -> None:
+        self.stall_after_s = stall_after_s
         self.body = Body(height_m=1.70, mass_kg=70.0)
         self.stance = make_stance("feet_apart", self.body, load_foot_template())
         self.envelope = envelope if envelope is not None else SafetyEnvelope()
@@ -336,6 +340,7 @@ class Rig:
             on_frames=self._on_frames,
             # On the lockstep clock no second frame comes while open() waits.
             wait_for_first_frame=self.lockstep is None,
+            stall_after_s=self.stall_after_s,
         ).open()
         if self.lockstep is not None:
             self._start_lockstep(self.lockstep)
