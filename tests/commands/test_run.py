@@ -73,11 +73,19 @@ def test_simulated_baseline_session_end_to_end(
     assert meta["simulated"] is True and meta["seconds_scale"] == 0.1
     states = read_rows(folder / "state.csv")
     # Every tick the loop ran is recorded; ticks it skipped (a busy machine) are
-    # counted in the trial_end event, and the two add up to 3 s at 250 Hz.
-    (end,) = [e for e in read_rows(folder / "events.csv") if e["kind"] == "trial_end"]
+    # counted in the trial_end event, and the two add up to the start-up gate's
+    # wait (inputs connecting, at least STREAMING_HOLD_S) + 3 s at 250 Hz.
+    # The connecting ticks are counted, not recorded (the trial starts after them).
+    events = read_rows(folder / "events.csv")
+    (end,) = [e for e in events if e["kind"] == "trial_end"]
+    (gate,) = [e for e in events if e["kind"] == "inputs_streaming"]
+    gate_values = json.loads(gate["values_json"])
+    assert 0.2 - 1e-6 <= gate_values["wait_s"] < 5.0
     health = json.loads(end["values_json"])
-    assert health["ticks"] == len(states)
-    assert 745 <= health["ticks"] + health["skipped_ticks"] <= 752
+    assert health["ticks"] - health["connecting_ticks"] == len(states)
+    deadlines = health["ticks"] + health["skipped_ticks"]
+    assert 745 <= deadlines - (gate_values["last_connecting_tick"] + 1) <= 752
+    assert float(states[0]["t_s"]) > float(gate["t_s"])  # nothing recorded before the start
     assert len(read_rows(folder / "plate.csv")) >= 0.9 * 3.0 * 100  # the wii board's 100 Hz
     assert len(read_rows(folder / "head.csv")) == len(states)
     assert _mode(folder) == 0o700 and _mode(folder.parent) == 0o700

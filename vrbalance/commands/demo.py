@@ -187,7 +187,7 @@ class DemoPipeline:
     head_ready: Any = None
     strict_status: Any = None
     inputs: str = "connecting"
-    head_poses: list[int] = field(default_factory=lambda: [0, 0])
+    head_poses: list[int] = field(default_factory=lambda: [0, 0, 0])
     _connect_t0_s: float | None = None
     _fresh_since_s: float | None = None
     _last_ticks: tuple[int, float] | None = None
@@ -259,7 +259,7 @@ class DemoPipeline:
         return self.inputs
 
     def missing_inputs(self) -> list[str]:
-        """Inputs not delivered yet: ``"plate frame"``, ``"head pose"``, ``"headset focus"``."""
+        """Not delivered yet: ``"plate frame"``, ``"tracked head pose"``, ``"headset focus"``."""
         missing: list[str] = []
         if self.head_ready is not None and not self.head_ready():
             missing.append("headset focus")
@@ -274,12 +274,14 @@ class DemoPipeline:
             state is None or state.plate_age_s is None or state.plate_age_s > plate_stale_s
         ):
             missing.append("plate frame")
+        # What the monitor judges is the estimator's head: untracked poses (a runtime's
+        # inferred position) are ignored there, so they do not count as delivered.
         if self.head is not None and (
             state is None
-            or latest.head is None
+            or state.head_position_m is None
             or (state.head_age_s is not None and state.head_age_s > head_stale_s)
         ):
-            missing.append("head pose")
+            missing.append("tracked head pose")
         return missing
 
     def status_lines(self) -> dict[str, str]:
@@ -457,10 +459,13 @@ def build_pipeline(
 
 
 def _head_counter(counts: list[int]) -> Any:
-    """A loop sink counting ticks with and without a head pose (``counts[0]``, ``counts[1]``)."""
+    """A loop sink counting ticks with a head pose, without one, and with a tracked one."""
 
     def sink(result: Any) -> None:
-        counts[0 if result.head is not None else 1] += 1
+        head = result.head
+        counts[0 if head is not None else 1] += 1
+        if head is not None and head.tracked:
+            counts[2] += 1
 
     return sink
 
@@ -614,7 +619,7 @@ def _run_xr(
                 app.add_task(_exit_xr_after(app, xr_out, seconds), "demo-timer")
             app.run()  # returns when the runtime ends the session
             elapsed = max(clock.now_s() - t_start, 1e-9)
-            loop_ticks = sum(pipe.head_poses)
+            loop_ticks = pipe.head_poses[0] + pipe.head_poses[1]
             stats = xr_out.stats()
         finally:
             pipe.close()
@@ -626,7 +631,8 @@ def _run_xr(
         f"{stats.frames_submitted} / {stats.frames_rendered} "
         f"({stats.frames_submitted / elapsed:.1f} Hz)\n"
         f"  balance loop: {loop_ticks / elapsed:.0f} ticks/s, head poses "
-        f"{pipe.head_poses[0] / elapsed:.0f}/s ({pipe.head_poses[1]} ticks without one), "
+        f"{pipe.head_poses[0] / elapsed:.0f}/s, tracked {pipe.head_poses[2] / elapsed:.0f}/s "
+        f"({pipe.head_poses[1]} ticks without one), "
         f"inputs {pipe.inputs}\n"
         f"  XR Python per frame: {1e3 * stats.python_s_per_frame:.2f} ms"
         + (f"\n  recording in {record_to}" if record_to is not None else "")

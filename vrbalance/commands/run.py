@@ -46,7 +46,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--plate", default="wii-balance-board", help="plate id (default %(default)s)"
     )
-    parser.add_argument("--offscreen", action="store_true", help="render offscreen (no window)")
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--offscreen", action="store_true", help="render offscreen (no window)")
+    output.add_argument(
+        "--desktop", action="store_true", help="render to a desktop window (the default)"
+    )
+    output.add_argument(
+        "--xr",
+        action="store_true",
+        help="render to the OpenXR headset; the head pose comes from it (needs a display)",
+    )
     parser.add_argument(
         "--no-render",
         action="store_true",
@@ -105,6 +114,9 @@ def run(args: argparse.Namespace) -> int:
     from vrbalance.sessions.store import Patient, Store, StoreError, import_session
 
     check_patient_id(args.patient)
+    xr = bool(getattr(args, "xr", False))
+    if xr and args.no_render:
+        raise ConfigError("--xr and --no-render: the headset needs the world rendered")
     check_number(args.rate, "--rate", min_value=10.0, max_value=2000.0)
     check_number(args.fps, "--fps", min_value=1.0, max_value=120.0)
     protocol = load_protocol(
@@ -144,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_render:
         from vrbalance.sessions.world import open_world
 
-        world = open_world(offscreen=args.offscreen)
+        world = open_world(offscreen=args.offscreen, xr=xr, clock=clock, **xr_world_options(xr))
     session_id, folder = new_session_folder(sessions_root(), args.patient, protocol.name)
     total = protocol.duration_s
     print(
@@ -166,6 +178,7 @@ def run(args: argparse.Namespace) -> int:
             "simulated": bool(args.simulate),
             "seconds_scale": args.seconds_scale,
             "sim_script": args.sim_script,
+            "headset": xr,
         },
         echo=print,
         progress=ProgressBar(),
@@ -188,6 +201,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"session {session_id} ended: {result.end_reason.value}; filed in {path}")
     print(f"report: vrbalance report {folder}")
     return 0
+
+
+def xr_world_options(xr: bool) -> dict[str, Any]:
+    """Extra ``open_world`` arguments for ``--xr`` (a seam: tests inject the fake runtime)."""
+    return {}
 
 
 def _announce(index: int, trial: Any) -> None:

@@ -53,6 +53,13 @@ from vrbalance.sessions.sim import SimulatedHead, trial_script
 log = logging.getLogger(__name__)
 
 DEFAULT_RATE_HZ = 250.0
+#: How long a trial's inputs may take to start streaming before the trial ends
+#: with ``device_lost``, s (a simulated plate's first frame takes ~0.1 s, ~1 s on
+#: a loaded machine; a headset reaches FOCUSED within ~1 s).
+CONNECT_TIMEOUT_S = 5.0
+#: Inputs count as streaming once fresh (within the monitor's own staleness
+#: limits) for this long, s.
+STREAMING_HOLD_S = 0.2
 PATIENT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -75,6 +82,16 @@ class Command(enum.Enum):
     REPEAT = "repeat"
     STOP = "stop"
     EMERGENCY_STOP = "emergency_stop"
+    #: From the headset (not the operator): the patient lost/regained the scene, or
+    #: the runtime lost the session. Recorded by the headset's own events.
+    HEADSET_UNFOCUSED = "headset_unfocused"
+    HEADSET_FOCUSED = "headset_focused"
+    HEADSET_LOST = "headset_lost"
+
+
+_HEADSET_COMMANDS = frozenset(
+    {Command.HEADSET_UNFOCUSED, Command.HEADSET_FOCUSED, Command.HEADSET_LOST}
+)
 
 
 class OperatorControls:
@@ -422,6 +439,13 @@ class _TrialRun:
     next_cue: int = 0
     cop: list[tuple[float, float]] = field(default_factory=list)
     min_margin_m: float = math.inf
+    streaming: bool = False
+    connect_t0_s: float | None = None
+    fresh_since_s: float | None = None
+    last_frame_rx_s: float | None = None
+    connecting_ticks: int = 0
+    headset_paused: bool = False
+    headset_lost: bool = False
 
 
 _DEVICE_CAUSES = {"plate_lost", "head_lost", "headset_lost"}
@@ -526,6 +550,7 @@ class SessionRunner:
         self.director: Any = None
         self._director_scenes: set[str] = set()
         self._latest: tuple[BalanceState | None, bool, float] = (None, False, 0.0)
+        self._trial_index = -1
         self._make_director()
 
     # -- setup ---------------------------------------------------------------
@@ -593,6 +618,10 @@ class SessionRunner:
         monitor = SafetyMonitor(self.envelope)
         recorder = SessionRecorder(self.folder, self._sidecar(origin_s))
         recorder.start()
+        self._trial_index = -1
+        set_sink = getattr(self.world, "set_event_sink", None)
+        if callable(set_sink):  # the headset's events go into the recording as they happen
+            set_sink(lambda event: recorder.event(self._trial_index, event))
         results: list[TrialResult] = []
         session_end = EndReason.COMPLETED
         status = "complete"
@@ -753,6 +782,10 @@ class SessionRunner:
             return TrialResult(
                 index, trial, level, EndReason.DEVICE_LOST, t, t, None, None, False
             ), run
+        world_head = getattr(self.world, "head_source", None)
+        if world_head is not None:
+            head = world_head  # the headset tracks the head (the simulated head is unused)
+        self._trial_index = index
         plate_geometry = getattr(getattr(self.devices, "plate", None), "geometry", None)
         estimator = BalanceEstimator(stance, self.body, plate_geometry)
         monitor.request_reset()
@@ -785,7 +818,9 @@ class SessionRunner:
                 loop.run()
             else:
                 loop.start()
-                period = 1.0 / max(self.render_fps, 1.0)
+                # A headset paces frames itself (xrWaitFrame): draw as often as it lets us.
+                paced = bool(getattr(self.world, "paced", False))
+                period = 1e-3 if paced else 1.0 / max(self.render_fps, 1.0)
                 while not loop.join(timeout_s=period):
                     state, calm, pitch = self._latest
                     self.world.frame(state, calm, pitch)
@@ -809,6 +844,7 @@ class SessionRunner:
             run.end = run.end or EndReason.OPERATOR_ABORT
             run.stop_session = True
         finally:
+            self._trial_index = -1
             self.world.end_trial()
             self.devices.close_trial()
             if self.progress is not None:
@@ -825,6 +861,7 @@ class SessionRunner:
                 values={
                     "end_reason": end.value,
                     "ticks": stats.ticks,
+                    "connecting_ticks": run.connecting_ticks,
                     "skipped_ticks": stats.skipped,
                     "overruns": stats.overruns,
                     "achieved_rate_hz": stats.achieved_rate_hz,
@@ -841,6 +878,8 @@ class SessionRunner:
                 stats.ticks + stats.skipped,
             )
         t0 = run.t0_s if run.t0_s is not None else run.last_t_s
+        if run.end is EndReason.DEVICE_LOST and run.headset_lost:
+            self.echo(f"[{index + 1}] {trial.name}: headset lost; the recording is kept")
         vel = None
         if len(run.cop) >= 16:
             from vrbalance.balance.sway import sway_metrics
@@ -861,7 +900,7 @@ class SessionRunner:
         head: HeadSource | None,
         loop_ref: list[Any],
     ) -> Callable[[int, float], None]:
-        from vrbalance.director.monitor import MonitorStatus, PlateStatus
+        from vrbalance.director.monitor import HeadsetStatus, MonitorStatus, PlateStatus
         from vrbalance.realtime.pipeline import BalanceLoop
         from vrbalance.sessions.assessments import los_directions_rad, los_target_distance_m
 
@@ -887,6 +926,8 @@ class SessionRunner:
         # verdict, publish): the runner drives it tick by tick and adds what a
         # session needs around it (status, recording, cues, operator, ending).
         status_now = [MonitorStatus(head_expected=head_expected)]
+        headset_ready = getattr(self.world, "headset_ready", None)
+        limits = monitor.envelope.monitor
 
         def judge(state: BalanceState) -> Any:
             return monitor.step(state, status_now[0])
@@ -901,16 +942,107 @@ class SessionRunner:
             name=f"balance-loop:{idx}",
         )
 
+        def connecting(tick: int, t_s: float) -> None:
+            """Start gate (main docstring): the trial begins once every input streams.
+
+            Until then the inputs are drained and looked at, but neither the
+            estimator nor the monitor runs and nothing is recorded: the trial,
+            its recording and the monitor (reset at the trial's start) all begin
+            at the first streaming tick, exactly as a replay sees them. The
+            world stays calm; a plate that reports itself lost, a lost headset
+            and the operator's stop end the trial at once.
+            """
+            if plate is not None and plate.drain():
+                run.last_frame_rx_s = t_s  # frames arrived by this tick
+            pose = head.pose_at(t_s) if head is not None else None
+            self._latest = (None, True, 0.0)
+            plate_state = getattr(getattr(plate, "state", None), "value", "none")
+            t_connect = run.connect_t0_s if run.connect_t0_s is not None else t_s
+            for cmd in self.controls.due(idx, 0.0):
+                self._apply(cmd, run, t_s, recorder, stop)
+            if run.estop:
+                stop(EndReason.OPERATOR_ABORT)
+                return
+            if plate_map.get(plate_state) is PlateStatus.LOST or run.headset_lost:
+                what = "headset" if run.headset_lost else "force plate"
+                recorder.event(
+                    idx,
+                    Event(t_s, "device", "inputs_lost", f"{what} lost while connecting", "alarm"),
+                )
+                stop(EndReason.DEVICE_LOST)
+                return
+            ready = headset_ready is None or bool(headset_ready())
+            plate_ok = plate is None or (
+                run.last_frame_rx_s is not None
+                and t_s - run.last_frame_rx_s <= limits.plate_stale_s
+            )
+            # Untracked poses (a runtime's inferred position) are ignored by the
+            # estimator, so only a tracked, finite pose counts as delivered.
+            head_ok = head is None or (
+                pose is not None and pose.tracked and all(map(math.isfinite, pose.position_m))
+            )
+            if ready and plate_ok and head_ok:
+                if run.fresh_since_s is None:
+                    run.fresh_since_s = t_s
+                if t_s - run.fresh_since_s >= STREAMING_HOLD_S:
+                    run.streaming = True
+                    recorder.event(
+                        idx,
+                        Event(
+                            t_s,
+                            "session",
+                            "inputs_streaming",
+                            f"inputs streaming after {t_s - t_connect:.2f} s: trial starts",
+                            values={"wait_s": t_s - t_connect, "last_connecting_tick": tick},
+                        ),
+                    )
+                return
+            run.fresh_since_s = None
+            if t_s - t_connect > CONNECT_TIMEOUT_S:
+                missing = [
+                    name
+                    for name, ok in (
+                        ("plate frame", plate_ok),
+                        ("tracked head pose", head_ok),
+                        ("headset focus", ready),
+                    )
+                    if not ok
+                ]
+                recorder.event(
+                    idx,
+                    Event(
+                        t_s,
+                        "device",
+                        "inputs_timeout",
+                        f"no {', '.join(missing)} within {CONNECT_TIMEOUT_S:g} s",
+                        "alarm",
+                        values={"missing": ", ".join(missing)},
+                    ),
+                )
+                stop(EndReason.DEVICE_LOST)
+
         def step(tick: int, t_s: float) -> None:
-            if run.t0_s is None:
-                run.t0_s = t_s
+            if run.connect_t0_s is None:
+                run.connect_t0_s = t_s
             run.last_t_s = t_s
             if plate is not None:
                 for ev in plate.drain_events():
                     recorder.event(idx, ev)
+            if not run.streaming:
+                run.connecting_ticks += 1
+                connecting(tick, t_s)
+                return
+            if run.t0_s is None:
+                run.t0_s = t_s
             plate_state = getattr(getattr(plate, "state", None), "value", "none")
+            headset = HeadsetStatus.NONE
+            if run.headset_lost:
+                headset = HeadsetStatus.LOST
+            elif headset_ready is not None:
+                headset = HeadsetStatus.FOCUSED
             status = MonitorStatus(
                 plate=plate_map.get(plate_state, PlateStatus.NONE),
+                headset=headset,
                 head_expected=head_expected,
                 emergency_stop=run.estop,
                 trial_elapsed_s=t_s - run.t0_s,
@@ -1010,6 +1142,9 @@ class SessionRunner:
         recorder: SessionRecorder,
         stop: Callable[[EndReason], None],
     ) -> None:
+        if cmd in _HEADSET_COMMANDS:
+            self._apply_headset(cmd, run, t_s)
+            return
         message = {
             Command.PAUSE: "operator paused the trial",
             Command.RESUME: "operator resumed the trial",
@@ -1037,6 +1172,25 @@ class SessionRunner:
             stop(EndReason.OPERATOR_ABORT)
         elif cmd is Command.EMERGENCY_STOP:
             run.estop = True  # the monitor stops the trial in this same tick's successor
+
+    @staticmethod
+    def _apply_headset(cmd: Command, run: _TrialRun, t_s: float) -> None:
+        """The headset's focus and loss (the headset's own events are already recorded).
+
+        Not focused pauses the trial (the world calms, trial time stops) and
+        focus regained resumes it, unless the operator paused it too. A loss
+        tells the monitor (``headset_lost`` stops the trial: ``device_lost``,
+        which ends the session with the recording intact).
+        """
+        if cmd is Command.HEADSET_UNFOCUSED and not run.paused:
+            run.paused = run.headset_paused = True
+            run.paused_since_s = t_s
+        elif cmd is Command.HEADSET_FOCUSED and run.headset_paused:
+            run.paused = run.headset_paused = False
+            run.paused_total_s += t_s - (run.paused_since_s or t_s)
+            run.paused_since_s = None
+        elif cmd is Command.HEADSET_LOST:
+            run.headset_lost = True
 
     def _after_trial(self, index: int, result: TrialResult, recorder: SessionRecorder) -> None:
         if self.director is None:

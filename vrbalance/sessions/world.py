@@ -10,12 +10,21 @@ antero-posterior sway angle about the ankle axis, so vision reports no sway.
 
 Eyes "closed" (mCTSIB, SOT 2 and 5) is a blank headset: the 3-D scene is
 hidden and only an evenly lit background remains.
+
+With ``xr=True`` the world renders to the OpenXR headset
+(:class:`~vrbalance.xr.output.XrOutput`) and :attr:`SessionWorld.head_source`
+is the headset's :class:`~vrbalance.xr.head_source.XrHeadPoseSource`, which the
+runner gives the balance loop. The headset's focus becomes the runner's
+pause/resume of the trial, a loss tells the runner (the trial stops with
+``device_lost``), and every headset event goes into the recording through
+:meth:`SessionWorld.set_event_sink`.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from typing import Any
 
 from vrbalance.balance.state import BalanceState
@@ -56,23 +65,114 @@ class SessionWorld:
     ----------
     offscreen : bool
         Offscreen buffer (``p3headlessgl``) instead of a window.
+    xr : bool
+        Render to the OpenXR headset (needs a display; not with ``offscreen``).
+    clock : Clock, optional
+        The session clock (the headset's head pose is located on it).
+    xr_options : dict, optional
+        Extra :class:`~vrbalance.xr.output.XrOutput` arguments (``api``,
+        ``graphics``: the fake runtime in tests).
+    output : str, optional
+        Override the world output (tests run the fake headset offscreen).
     """
 
-    def __init__(self, *, offscreen: bool) -> None:
+    def __init__(
+        self,
+        *,
+        offscreen: bool,
+        xr: bool = False,
+        clock: Any = None,
+        xr_options: dict[str, Any] | None = None,
+        output: str | None = None,
+    ) -> None:
+        from vrbalance.errors import ConfigError
         from vrbalance.world.app import WorldApp
 
+        if xr and offscreen:
+            raise ConfigError(
+                "--xr cannot render --offscreen: an OpenXR runtime shares the OpenGL context of "
+                "a desktop window (GLX on Linux); run --xr on a display (or under Xvfb)"
+            )
         self._head = _LatestHead()
         self._state = _LatestState()
+        #: The headset's head source for the balance loop (``None`` without a headset).
+        self.head_source: Any = None
+        self.xr: Any = None
+        self._controls: Any = None
+        self._event_sink: Callable[[Any], None] | None = None
+        camera_head: Any = self._head
+        if xr:
+            from vrbalance.xr.head_source import XrHeadPoseSource
+
+            self.head_source = camera_head = XrHeadPoseSource(clock)
         self.app = WorldApp(
-            output="offscreen" if offscreen else "window",
+            output=output or ("xr" if xr else "offscreen" if offscreen else "window"),
             size_px=OFFSCREEN_SIZE_PX if offscreen else WINDOW_SIZE_PX,
-            head_source=self._head,
+            head_source=camera_head,
             state_source=self._state,
+            clock=clock,
         ).open()
+        if xr:
+            from vrbalance.xr.output import XrOutput
+
+            try:
+                self.xr = XrOutput(
+                    self.app,
+                    head_source=self.head_source,
+                    clock=clock,
+                    on_event=self._on_xr_event,
+                    on_focus=self._on_xr_focus,
+                    **(xr_options or {}),
+                ).open()
+            except BaseException:
+                self.app.close()
+                raise
         self._calm = False
         self._sway_ref = False
         self._last_t_s: float | None = None
         self.frames = 0
+
+    # -- the headset ---------------------------------------------------------------------
+
+    @property
+    def paced(self) -> bool:
+        """The headset paces the frames (``xrWaitFrame``): draw as often as it allows."""
+        return self.xr is not None
+
+    @property
+    def headset_ready(self) -> Callable[[], bool] | None:
+        """``None`` without a headset; else whether its session is focused (any thread)."""
+        if self.xr is None:
+            return None
+        xr_out = self.xr
+
+        def ready() -> bool:
+            session = xr_out.session
+            return session is not None and session.focused and not session.lost
+
+        return ready
+
+    def set_event_sink(self, sink: Callable[[Any], None] | None) -> None:
+        """Where headset events go (the runner's recorder); events so far are replayed."""
+        self._event_sink = sink
+        if sink is not None and self.xr is not None:
+            for event in list(self.xr.events):
+                sink(event)
+
+    def _on_xr_event(self, event: Any) -> None:
+        if self._event_sink is not None:
+            self._event_sink(event)
+        if event.kind == "loss_pending" and self._controls is not None:
+            from vrbalance.sessions.runner import Command
+
+            self._controls.send(Command.HEADSET_LOST)
+
+    def _on_xr_focus(self, focused: bool) -> None:
+        if self._controls is None:
+            return
+        from vrbalance.sessions.runner import Command
+
+        self._controls.send(Command.HEADSET_FOCUSED if focused else Command.HEADSET_UNFOCUSED)
 
     def connect(self, controls: Any) -> None:
         """Forward the overlay's operator keys to the session's command queue.
@@ -83,6 +183,7 @@ class SessionWorld:
         """
         from vrbalance.sessions.runner import Command
 
+        self._controls = controls
         mapping = {
             "pause": Command.PAUSE,
             "resume": Command.RESUME,
@@ -144,9 +245,14 @@ class SessionWorld:
         return self.app.screenshot(path)
 
     def close(self) -> None:
+        xr_out, self.xr = self.xr, None
+        if xr_out is not None:
+            xr_out.close()
         self.app.close()
 
 
-def open_world(*, offscreen: bool) -> SessionWorld:
-    """Open the session's world (offscreen for CI, a window on a desktop)."""
-    return SessionWorld(offscreen=offscreen)
+def open_world(
+    *, offscreen: bool, xr: bool = False, clock: Any = None, **options: Any
+) -> SessionWorld:
+    """Open the session's world (offscreen for CI, a window on a desktop, or the headset)."""
+    return SessionWorld(offscreen=offscreen, xr=xr, clock=clock, **options)
