@@ -6,6 +6,7 @@ import json
 import sqlite3
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -326,3 +327,112 @@ def test_a_killed_session_is_imported_reported_and_replayed(
     assert "recording was cut short" in text and "Baseline (incomplete)" in text
     assert main(["replay", str(folder)]) == 0
     assert "states identical: True" in capsys.readouterr().out
+
+
+# -- --xr on the fake runtime ----------------------------------------------------------------
+
+_XR_TESTS = str(Path(__file__).resolve().parents[1] / "xr")
+
+
+def _xr_session(monkeypatch: pytest.MonkeyPatch, script: dict[int, str]) -> Any:
+    """Route ``run --xr`` to the fake OpenXR runtime with runtime-side actions by frame."""
+    import sys
+
+    if _XR_TESTS not in sys.path:
+        sys.path.insert(0, _XR_TESTS)
+    from fake_runtime import FakeXr
+
+    from vrbalance.commands import run as run_command
+    from vrbalance.xr.gl import HeadlessBinding, make_gl_texture
+
+    class ScriptedFake(FakeXr):
+        def __init__(self) -> None:
+            super().__init__(view_size=(32, 32), image_factory=make_gl_texture)
+            self.frame_no = 0
+
+        def wait_frame(self, session: Any, frame_wait_info: Any = None) -> Any:
+            self.frame_no += 1
+            action = script.pop(self.frame_no, None)
+            if action is not None:
+                getattr(self, action)()
+            return super().wait_frame(session, frame_wait_info)
+
+    fake = ScriptedFake()
+    options = {"api": fake, "graphics": HeadlessBinding(), "mirror": "none"}
+    monkeypatch.setattr(
+        run_command,
+        "xr_world_options",
+        lambda xr: {"xr_options": options, "output": "offscreen"} if xr else {},
+    )
+    return fake
+
+
+def _run_xr(data: Path) -> tuple[int, Path]:
+    assert main(["patient", "add", "PX", "--height-cm", "170", "--mass-kg", "70"]) == 0
+    args = ["--patient", "PX", "--protocol", "baseline", "--simulate", "--seconds-scale", "0.1"]
+    rc = main(["run", *args, "--xr"])
+    (folder,) = (data / "sessions" / "PX").iterdir()
+    return rc, folder
+
+
+def test_xr_with_offscreen_or_no_render_is_refused(data: Path, capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["run", "--patient", "P", "--protocol", "baseline", "--xr", "--offscreen"])
+    assert "not allowed with argument" in capsys.readouterr().err
+    assert main(["patient", "add", "PR"]) == 0
+    rc = main(["run", "--patient", "PR", "--protocol", "baseline", "--xr", "--no-render"])
+    assert rc == 2
+    assert "--xr and --no-render" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.render
+def test_xr_focus_loss_pauses_the_trial_and_focus_resumes_it(
+    data: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    fake = _xr_session(monkeypatch, {40: "lose_focus", 80: "regain_focus"})
+    rc, folder = _run_xr(data)
+    assert rc == 0 and fake.violations == []
+    assert "[1] Baseline: completed" in capsys.readouterr().out
+    events = read_rows(folder / "events.csv")
+    kinds = [e["kind"] for e in events]
+    # The headset's events are in the recording, in order, in the trial.
+    start = kinds.index("inputs_streaming")
+    paused, resumed = kinds.index("paused", start), kinds.index("resumed", start)
+    assert start < paused < resumed
+    assert events[paused]["source"] == "xr" and events[paused]["trial"] == "0"
+    # Paused trial time does not count: the trial ran 3 s of active time, longer on the clock.
+    (trial,) = read_rows(folder / "trials.csv")
+    pause_s = float(events[resumed]["t_s"]) - float(events[paused]["t_s"])
+    assert pause_s > 0.05
+    states = read_rows(folder / "state.csv")
+    wall_s = float(states[-1]["t_s"]) - float(states[0]["t_s"])
+    assert wall_s == pytest.approx(3.0 + pause_s, abs=0.1)
+    # Not focused is the trial's pause, not a safety event (this machine's load may
+    # still calm on a late plate frame: the monitor's thresholds are unchanged).
+    assert trial["end_reason"] == "completed"
+    assert "headset_unfocused" not in kinds
+    # The loop's head came from the headset (the fake's 1.65 m eyes, not the simulated person).
+    heads = read_rows(folder / "head.csv")
+    assert heads and all(abs(float(h["z_m"]) - 1.65) < 1e-6 for h in heads[:50])
+
+
+@pytest.mark.slow
+@pytest.mark.render
+def test_xr_session_loss_ends_the_session_as_device_lost_and_keeps_the_recording(
+    data: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    fake = _xr_session(monkeypatch, {60: "lose_session"})
+    rc, folder = _run_xr(data)
+    assert rc == 0 and fake.violations == []
+    out = capsys.readouterr().out
+    assert "ended: device_lost" in out
+    meta = read_sidecar(folder)
+    assert meta["status"] == "complete" and meta["end_reason"] == "device_lost"
+    assert meta["headset"] is True
+    kinds = [e["kind"] for e in read_rows(folder / "events.csv")]
+    assert "loss_pending" in kinds and "headset_lost" in kinds
+    assert kinds.index("loss_pending") < kinds.index("headset_lost") < kinds.index("trial_end")
+    (trial,) = read_rows(folder / "trials.csv")
+    assert trial["end_reason"] == "device_lost"
+    assert len(read_rows(folder / "state.csv")) > 10  # what was recorded is kept
