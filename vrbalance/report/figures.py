@@ -76,6 +76,11 @@ class SessionData:
 
     @classmethod
     def load(cls, folder: Path) -> SessionData:
+        """Read a recording folder once (sidecar, ``state.csv``, ``events.csv``, trials).
+
+        Times are shifted by the sidecar's ``clock_origin_s`` so every figure
+        shares one axis starting at the session start.
+        """
         folder = Path(folder)
         meta = read_sidecar(folder)
         rows = read_rows(folder / "state.csv")
@@ -108,6 +113,7 @@ class SessionData:
         )
 
     def event_time(self, row: dict[str, str]) -> float:
+        """An ``events.csv`` row's time on the figures' axis (s from the session start)."""
         return float(row["t_s"]) - self.origin_s
 
 
