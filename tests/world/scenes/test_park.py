@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Callable
 
 import numpy as np
 import pytest
-from matplotlib.image import imsave
 
 from vrbalance.world.app import WorldApp
 
 pytestmark = pytest.mark.render
-
-
-def _luma(img: np.ndarray) -> np.ndarray:
-    return img.astype(float) @ np.array([0.2126, 0.7152, 0.0722])
-
-
-def _render(app: WorldApp, artifacts: Path | None = None, name: str = "") -> np.ndarray:
-    app.step_frames(1)
-    img = app.image()
-    if artifacts is not None:
-        imsave(artifacts / f"{name}.png", img)
-    return img
 
 
 def _gravel_fraction(img: np.ndarray, row_frac: float = 0.85) -> float:
@@ -33,13 +20,15 @@ def _gravel_fraction(img: np.ndarray, row_frac: float = 0.85) -> float:
     return float(sandy.mean())
 
 
-def test_lowest_and_highest_level_look_like_a_park(app: WorldApp, artifacts: Path) -> None:
-    low = _render(app, artifacts, "park_level01")
+def test_lowest_and_highest_level_look_like_a_park(
+    app: WorldApp, render: Callable[..., np.ndarray], luma: Callable[[np.ndarray], np.ndarray]
+) -> None:
+    low = render(app, "park_level01")
     app.set_level(app.scene_def.n_levels)
     app.step_frames(10)  # let distractors and sway move
-    high = _render(app, artifacts, "park_level10")
+    high = render(app, "park_level10")
     for img in (low, high):
-        assert _luma(img).std() > 15  # not empty, not uniform
+        assert luma(img).std() > 15  # not empty, not uniform
     # Sky above ground at noon: blue-ish top rows, green/sandy bottom rows.
     top, bottom = (
         low[: low.shape[0] // 8].reshape(-1, 3).mean(0),
@@ -48,43 +37,49 @@ def test_lowest_and_highest_level_look_like_a_park(app: WorldApp, artifacts: Pat
     assert top[2] > top[0] + 30  # blue sky
     assert bottom[1] > bottom[2] + 20  # grass and gravel, not sky
     # Level 10 is dusk with fog: darker overall, and the sky's top no longer blue-dominant.
-    assert _luma(high).mean() < _luma(low).mean() - 25
+    assert luma(high).mean() < luma(low).mean() - 25
     high_top = high[: high.shape[0] // 8].reshape(-1, 3).mean(0)
     assert high_top[2] < top[2] - 40
     # A narrower path: fewer gravel pixels across the near path band.
     assert _gravel_fraction(high) < 0.5 * _gravel_fraction(low)
 
 
-def test_path_width_alone_narrows_the_path(app: WorldApp) -> None:
-    wide = _render(app)
+def test_path_width_alone_narrows_the_path(
+    app: WorldApp, render: Callable[..., np.ndarray]
+) -> None:
+    wide = render(app)
     app.scene.apply_level({"path_width_m": 0.6})
-    narrow = _render(app)
+    narrow = render(app)
     assert _gravel_fraction(wide) > 0.3
     assert _gravel_fraction(narrow) < 0.35 * _gravel_fraction(wide)
 
 
-def test_fog_hides_the_distance(app: WorldApp) -> None:
-    clear = _render(app)
+def test_fog_hides_the_distance(
+    app: WorldApp, render: Callable[..., np.ndarray], luma: Callable[[np.ndarray], np.ndarray]
+) -> None:
+    clear = render(app)
     app.scene.apply_level({"fog_density_per_m": 0.08})
-    foggy = _render(app)
+    foggy = render(app)
     h = clear.shape[0]
     horizon = slice(int(h * 0.3), int(h * 0.5))  # trees and hills at the horizon
-    assert _luma(foggy[horizon]).std() < 0.6 * _luma(clear[horizon]).std()
+    assert luma(foggy[horizon]).std() < 0.6 * luma(clear[horizon]).std()
 
 
-def test_dusk_darkens_and_lights_the_lamps(app: WorldApp) -> None:
-    noon = _render(app)
+def test_dusk_darkens_and_lights_the_lamps(
+    app: WorldApp, render: Callable[..., np.ndarray], luma: Callable[[np.ndarray], np.ndarray]
+) -> None:
+    noon = render(app)
     app.scene.apply_level({"dusk_fraction": 1.0})
-    dusk = _render(app)
-    assert _luma(dusk).mean() < 0.7 * _luma(noon).mean()
+    dusk = render(app)
+    assert luma(dusk).mean() < 0.7 * luma(noon).mean()
     lantern = app.scene.world.find("**/lantern")
     assert lantern.getColorScale()[0] > 1.0  # lit
 
 
-def test_distractors_appear_and_move(app: WorldApp) -> None:
-    empty = _render(app)
+def test_distractors_appear_and_move(app: WorldApp, render: Callable[..., np.ndarray]) -> None:
+    empty = render(app)
     app.scene.apply_level({"distractor_count": 12})
-    busy = _render(app)
+    busy = render(app)
     assert np.abs(busy.astype(int) - empty.astype(int)).sum(-1).astype(bool).mean() > 0.002
     visible = [d for d in app.scene._distractors if not d.node.isHidden()]
     assert len(visible) == 12

@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Callable
 
 import numpy as np
 import pytest
-from matplotlib.image import imsave
 
 from vrbalance.world.app import WorldApp
 
 pytestmark = pytest.mark.render
-
-
-def _luma(img: np.ndarray) -> np.ndarray:
-    return img.astype(float) @ np.array([0.2126, 0.7152, 0.0722])
-
-
-def _render(app: WorldApp, artifacts: Path | None = None, name: str = "") -> np.ndarray:
-    app.step_frames(1)
-    img = app.image()
-    if artifacts is not None:
-        imsave(artifacts / f"{name}.png", img)
-    return img
 
 
 def _skyish(img: np.ndarray) -> float:
@@ -44,13 +31,15 @@ def stairs(app: WorldApp) -> WorldApp:
     return app
 
 
-def test_lowest_and_highest_level_look_like_stairs(stairs: WorldApp, artifacts: Path) -> None:
-    low = _render(stairs, artifacts, "stairs_level01")
+def test_lowest_and_highest_level_look_like_stairs(
+    stairs: WorldApp, render: Callable[..., np.ndarray], luma: Callable[[np.ndarray], np.ndarray]
+) -> None:
+    low = render(stairs, "stairs_level01")
     stairs.set_level(stairs.scene_def.n_levels)
     stairs.step_frames(5)
-    high = _render(stairs, artifacts, "stairs_level10")
+    high = render(stairs, "stairs_level10")
     for img in (low, high):
-        assert _luma(img).std() > 15
+        assert luma(img).std() > 15
     # Sky at the top (between houses and trees), paving and steps below.
     h = low.shape[0]
     assert _skyish(low[: h // 12]) > 0.15
@@ -58,23 +47,27 @@ def test_lowest_and_highest_level_look_like_stairs(stairs: WorldApp, artifacts: 
     # Level 1: bright yellow nosings; level 10: worn edges at dusk, hardly any.
     assert _yellow(low) > 300
     assert _yellow(high) < 0.1 * _yellow(low)
-    assert _luma(high).mean() < _luma(low).mean() - 20
+    assert luma(high).mean() < luma(low).mean() - 20
     assert stairs.scene.ground_z_m == pytest.approx(-3.2)  # the exposure of the top landing
 
 
-def test_edge_contrast_alone_changes_the_nosings(stairs: WorldApp) -> None:
-    bright = _render(stairs)
+def test_edge_contrast_alone_changes_the_nosings(
+    stairs: WorldApp, render: Callable[..., np.ndarray]
+) -> None:
+    bright = render(stairs)
     stairs.scene.apply_level({"edge_contrast": 0.0})
-    plain = _render(stairs)
+    plain = render(stairs)
     assert _yellow(bright) > 300
     assert _yellow(plain) < 0.05 * _yellow(bright)
 
 
-def test_handrail_flag_adds_and_removes_rails(stairs: WorldApp) -> None:
-    with_rails = _render(stairs)
+def test_handrail_flag_adds_and_removes_rails(
+    stairs: WorldApp, render: Callable[..., np.ndarray], luma: Callable[[np.ndarray], np.ndarray]
+) -> None:
+    with_rails = render(stairs)
     stairs.scene.apply_level({"handrail": 0})
-    without = _render(stairs)
-    dark = lambda img: int(np.sum(_luma(img) < 45))  # noqa: E731 - iron rails are near black
+    without = render(stairs)
+    dark = lambda img: int(np.sum(luma(img) < 45))  # noqa: E731 - iron rails are near black
     assert stairs.scene.world.find("**/rails").isEmpty()
     assert dark(with_rails) > dark(without) + 500
 
