@@ -32,13 +32,10 @@ def _private_data_folder(
 @pytest.fixture
 def rig_factory() -> Iterator[Callable[..., Rig]]:
     """Open rigs (``factory(script, **kwargs)``); all closed at teardown, newest first."""
-    rigs: list[Rig] = []
     stack = contextlib.ExitStack()
 
     def factory(script: str, **kwargs: Any) -> Rig:
-        rig = Rig(script, **kwargs)
-        rigs.append(stack.enter_context(rig))
-        return rig
+        return stack.enter_context(Rig(script, **kwargs))
 
     with stack:
         yield factory
