@@ -436,3 +436,30 @@ def test_xr_session_loss_ends_the_session_as_device_lost_and_keeps_the_recording
     (trial,) = read_rows(folder / "trials.csv")
     assert trial["end_reason"] == "device_lost"
     assert len(read_rows(folder / "state.csv")) > 10  # what was recorded is kept
+
+
+@pytest.mark.slow
+@pytest.mark.render
+def test_xr_head_that_is_never_tracked_never_starts_the_trial(
+    data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Like Monado's simulated HMD: a valid but untracked position is not a measured head."""
+    import xr
+
+    fake = _xr_session(monkeypatch, {})
+    real_locate = fake.locate_space
+
+    def untracked(space: Any, base_space: Any, time: int) -> Any:
+        location = real_locate(space, base_space, time)
+        location.location_flags &= ~int(xr.SpaceLocationFlags.POSITION_TRACKED_BIT)
+        return location
+
+    monkeypatch.setattr(fake, "locate_space", untracked)
+    rc, folder = _run_xr(data)
+    assert rc == 0
+    events = read_rows(folder / "events.csv")
+    (timeout,) = [e for e in events if e["kind"] == "inputs_timeout"]
+    assert "no tracked head pose within 5 s" in timeout["message"]
+    assert "inferred, not tracked" in timeout["message"]
+    assert read_sidecar(folder)["end_reason"] == "device_lost"
+    assert read_rows(folder / "state.csv") == []  # the trial never started: nothing judged

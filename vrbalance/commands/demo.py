@@ -245,6 +245,11 @@ class DemoPipeline:
             if self.monitor is not None and self.strict_status is not None:
                 self.monitor.set_status(self.strict_status)
             why = ", ".join(missing)
+            last = self.loop.latest.get() if self.loop is not None else None
+            if "tracked head pose" in missing and last is not None and last.head is not None:
+                from vrbalance.sessions.runner import UNTRACKED_HEAD_HINT
+
+                why += f" ({UNTRACKED_HEAD_HINT})"
             log.error("demo: no %s after %.0f s", why, CONNECT_TIMEOUT_S)
             self.event(
                 Event(

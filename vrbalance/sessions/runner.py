@@ -57,6 +57,11 @@ DEFAULT_RATE_HZ = 250.0
 #: with ``device_lost``, s (a simulated plate's first frame takes ~0.1 s, ~1 s on
 #: a loaded machine; a headset reaches FOCUSED within ~1 s).
 CONNECT_TIMEOUT_S = 5.0
+#: Why a head that delivers poses may still never count as streaming.
+UNTRACKED_HEAD_HINT = (
+    "the head source reports its position as inferred, not tracked (a simulated or "
+    "3-DoF headset, or lost tracking): head movement cannot be measured for balance"
+)
 #: Inputs count as streaming once fresh (within the monitor's own staleness
 #: limits) for this long, s.
 STREAMING_HOLD_S = 0.2
@@ -444,6 +449,7 @@ class _TrialRun:
     fresh_since_s: float | None = None
     last_frame_rx_s: float | None = None
     connecting_ticks: int = 0
+    untracked_head: bool = False
     headset_paused: bool = False
     headset_lost: bool = False
 
@@ -955,6 +961,8 @@ class SessionRunner:
             if plate is not None and plate.drain():
                 run.last_frame_rx_s = t_s  # frames arrived by this tick
             pose = head.pose_at(t_s) if head is not None else None
+            if pose is not None and not pose.tracked:
+                run.untracked_head = True
             self._latest = (None, True, 0.0)
             plate_state = getattr(getattr(plate, "state", None), "value", "none")
             t_connect = run.connect_t0_s if run.connect_t0_s is not None else t_s
@@ -1008,13 +1016,17 @@ class SessionRunner:
                     )
                     if not ok
                 ]
+                message = f"no {', '.join(missing)} within {CONNECT_TIMEOUT_S:g} s"
+                if not head_ok and run.untracked_head:
+                    message += f" ({UNTRACKED_HEAD_HINT})"
+                log.warning("trial %d not started: %s", idx, message)
                 recorder.event(
                     idx,
                     Event(
                         t_s,
                         "device",
                         "inputs_timeout",
-                        f"no {', '.join(missing)} within {CONNECT_TIMEOUT_S:g} s",
+                        message,
                         "alarm",
                         values={"missing": ", ".join(missing)},
                     ),
