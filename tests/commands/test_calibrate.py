@@ -129,6 +129,16 @@ def test_non_interactive_needs_the_mass(capsys: pytest.CaptureFixture[str]) -> N
     assert "--mass-kg: required with --non-interactive" in capsys.readouterr().err
 
 
+def test_a_typed_mass_that_is_not_a_number_is_an_error_naming_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("builtins.input", lambda prompt: "twenty")
+    assert _run(["--port", "/dev/ttyVRB_NOPE"]) == 2
+    err = capsys.readouterr().err
+    assert "--mass-kg: expected a number of kg, got 'twenty'" in err
+    assert "Traceback" not in err
+
+
 @pytest.mark.slow
 def test_a_fit_that_is_off_is_rejected_and_nothing_written(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]

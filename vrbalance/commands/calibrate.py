@@ -72,7 +72,11 @@ def run(args: argparse.Namespace) -> int:
     if args.mass_kg is None:
         if args.non_interactive:
             raise ConfigError("--mass-kg: required with --non-interactive")
-        args.mass_kg = float(input("Known mass in kg: "))
+        typed = input("Known mass in kg: ").strip()
+        try:
+            args.mass_kg = float(typed)
+        except ValueError:
+            raise ConfigError(f"--mass-kg: expected a number of kg, got {typed!r}") from None
     mass_kg = check_number(args.mass_kg, "--mass-kg", min_value=0.5, max_value=300.0)
     for name in ("tare_s", "record_s", "step_timeout_s"):
         check_number(getattr(args, name), f"--{name.replace('_', '-')}", min_value=0.05)
