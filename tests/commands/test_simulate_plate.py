@@ -57,6 +57,13 @@ def test_bad_load_script_names_the_places(capsys: pytest.CaptureFixture[str]) ->
     )
 
 
+def test_negative_seed_is_an_error_naming_the_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["simulate-plate", "--seed", "-1", "--seconds", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "--seed: expected a value in [0, inf], got -1" in err
+    assert "Traceback" not in err
+
+
 def test_seconds_zero_prints_the_path_and_exits(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["simulate-plate", "--seconds", "0", "--rate-hz", "50"]) == 0
     out = capsys.readouterr().out.splitlines()

@@ -57,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
         check_number(args.rate_hz, "--rate-hz", min_value=1.0, max_value=5000.0)
     if args.seconds is not None:
         check_number(args.seconds, "--seconds", min_value=0.0)
+    check_number(args.seed, "--seed", min_value=0, integer=True)
     clock = MonotonicClock()
     with SimulatedPlateServer(
         plate,
