@@ -59,8 +59,8 @@ DEFAULT_RATE_HZ = 250.0
 CONNECT_TIMEOUT_S = 5.0
 #: Why a head that delivers poses may still never count as streaming.
 UNTRACKED_HEAD_HINT = (
-    "the head source reports its position as inferred, not tracked (a simulated or "
-    "3-DoF headset, or lost tracking): head movement cannot be measured for balance"
+    "the head source reports its position as inferred, not tracked, as a simulated or "
+    "3-DoF headset or one that lost tracking does; head movement cannot be measured for balance"
 )
 #: Inputs count as streaming once fresh (within the monitor's own staleness
 #: limits) for this long, s.
