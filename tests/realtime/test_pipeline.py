@@ -112,27 +112,42 @@ def test_every_tick_drains_plate_locates_head_estimates_and_judges() -> None:
 
 
 def test_verdict_is_published_in_the_same_tick_as_the_state_that_triggered_it() -> None:
-    clock = ManualClock()
-    script = SwayScript(seed=2, rms_ap_m=0.0, rms_ml_m=0.0, events=[Fall(start_s=0.2)])
-    published: list[TickResult] = []
+    # Real parts: the balance estimator and the safety monitor, a scripted head fall.
+    from vrbalance.balance.estimator import BalanceEstimator
+    from vrbalance.balance.geometry import Body
+    from vrbalance.balance.stance import make_stance
+    from vrbalance.config.plates import load_foot_template
+    from vrbalance.director.monitor import MonitorStatus, PlateStatus, SafetyMonitor
+
+    body = Body(height_m=1.75, mass_kg=70.0)
+    stance = make_stance("feet_apart", body, load_foot_template("adult"))
+    monitor = SafetyMonitor(status=MonitorStatus(plate=PlateStatus.NONE))
+    warn_margin_m = monitor.envelope.monitor.warn_margin_m
+    script = SwayScript(
+        seed=2, height_m=1.64, rms_ap_m=0.0, rms_ml_m=0.0, events=[Fall(start_s=0.2)]
+    )
+    published: list[tuple[TickResult, TickResult | None]] = []
     loop = BalanceLoop(
-        TinyEstimator(),
-        clock=clock,
+        BalanceEstimator(stance, body),
+        clock=ManualClock(),
         rate_hz=100,
         head=ScriptedHeadSource(script),
-        monitor=TinyMonitor(),
-        sinks=[lambda r: published.append(loop.latest.get())],  # what readers see now
+        monitor=monitor,
+        sinks=[lambda r: published.append((r, loop.latest.get()))],  # what readers see now
     )
     loop.run(until_s=2.0)
-    first_alarm = next(r for r in published if r.verdict.alarm)  # type: ignore[union-attr]
-    head = first_alarm.state.head_position_m
-    assert head is not None and math.hypot(head[0], head[1]) > 0.05
-    previous = published[published.index(first_alarm) - 1]
-    prev_head = previous.state.head_position_m
-    assert prev_head is not None and math.hypot(prev_head[0], prev_head[1]) <= 0.05
-    assert not previous.verdict.alarm  # type: ignore[union-attr]
+    # While a tick's sinks run, readers already see that tick's result, no older one.
+    assert published and all(seen is result for result, seen in published)
+    results = [result for result, _ in published]
+    i = next(i for i, r in enumerate(results) if r.verdict.warn)  # type: ignore[union-attr]
+    first, previous = results[i], results[i - 1]
+    assert not previous.verdict.warn  # type: ignore[union-attr]
+    first_margin, previous_margin = first.state.margin_xcom_m, previous.state.margin_xcom_m
+    assert first_margin is not None and previous_margin is not None
+    assert first_margin < warn_margin_m <= previous_margin  # this tick's state caused it
     # the published snapshot pairs the verdict with the very state that caused it
-    assert first_alarm.verdict.t_s == first_alarm.state.t_s  # type: ignore[union-attr]
+    assert first.verdict.tick == first.state.tick  # type: ignore[union-attr]
+    assert first.verdict.t_s == first.state.t_s == first.t_s  # type: ignore[union-attr]
 
 
 def test_plain_callable_monitor_and_no_devices() -> None:
