@@ -227,7 +227,7 @@ class AsciiLineProtocol:
                 try:
                     values = [int(f) for f in fields]
                 except ValueError:
-                    pass
+                    pass  # a field that is not an integer: counted as malformed below
                 else:
                     seq = values[0] % _U32
                     t_s = update(seq, values[1])
