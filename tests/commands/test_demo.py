@@ -210,7 +210,7 @@ def test_start_gate_holds_the_world_calm_until_plate_and_head_deliver() -> None:
             verdicts.append(pipe.loop.tick(tick, clock.now_s()).verdict)
             assert pipe.poll_inputs(world) == "connecting"
         assert not any(v.calm for v in verdicts)  # no head yet: not "lost", just connecting
-        assert pipe.missing_inputs() == ["headset focus", "head pose"]
+        assert pipe.missing_inputs() == ["headset focus", "tracked head pose"]
         head.pose = HeadPose(clock.now_s(), clock.now_s(), (0.0, 0.0, 1.6))
         pipe.loop.tick(50, clock.now_s())
         assert pipe.poll_inputs(world) == "connecting"  # still not focused

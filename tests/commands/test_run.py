@@ -393,7 +393,9 @@ def test_xr_focus_loss_pauses_the_trial_and_focus_resumes_it(
     fake = _xr_session(monkeypatch, {40: "lose_focus", 80: "regain_focus"})
     rc, folder = _run_xr(data)
     assert rc == 0 and fake.violations == []
-    assert "[1] Baseline: completed" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "[1] Baseline: completed" in out
+    assert "headset: states IDLE -> READY -> SYNCHRONIZED -> VISIBLE -> FOCUSED -> VISIBLE" in out
     events = read_rows(folder / "events.csv")
     kinds = [e["kind"] for e in events]
     # The headset's events are in the recording, in order, in the trial.

@@ -186,7 +186,17 @@ def run(args: argparse.Namespace) -> int:
         seconds_scale=args.seconds_scale,
         before_trial=_confirm if args.confirm else _announce,
     )
+    t_run = clock.now_s()
     result = runner.run()
+    stats = getattr(world, "xr_stats", None)
+    if stats is not None:
+        run_s = max(clock.now_s() - t_run, 1e-9)
+        print(
+            f"headset: states {' -> '.join(stats.states_seen)}; frames begun / submitted / "
+            f"with layer {stats.frames_begun} / {stats.frames_submitted} / "
+            f"{stats.frames_rendered}; head poses located {stats.head_poses} "
+            f"({stats.head_poses / run_s:.0f}/s over {run_s:.1f} s)"
+        )
     try:
         with Store(path) as store:
             import_session(store, folder)

@@ -98,6 +98,8 @@ class SessionWorld:
         #: The headset's head source for the balance loop (``None`` without a headset).
         self.head_source: Any = None
         self.xr: Any = None
+        #: The headset's :class:`~vrbalance.xr.output.XrStats` once closed (for the summary).
+        self.xr_stats: Any = None
         self._controls: Any = None
         self._event_sink: Callable[[Any], None] | None = None
         camera_head: Any = self._head
@@ -248,6 +250,7 @@ class SessionWorld:
         xr_out, self.xr = self.xr, None
         if xr_out is not None:
             xr_out.close()
+            self.xr_stats = xr_out.stats()
         self.app.close()
 
 
