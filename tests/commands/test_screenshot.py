@@ -13,7 +13,9 @@ from vrbalance.cli import main
 pytestmark = pytest.mark.render
 
 
-def test_writes_the_requested_scene_level_and_size(tmp_path: Path, capsys) -> None:
+def test_writes_the_requested_scene_level_and_size(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "stairs.png"
     assert (
         main(
@@ -37,7 +39,7 @@ def test_writes_the_requested_scene_level_and_size(tmp_path: Path, capsys) -> No
     assert "Stairs, level 10/10, 320x180" in capsys.readouterr().out
 
 
-def test_levels_count_from_one(tmp_path: Path, capsys) -> None:
+def test_levels_count_from_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert (
         main(["screenshot", "--scene", "park", "--level", "0", "--out", str(tmp_path / "a.png")])
         == 2
@@ -45,7 +47,9 @@ def test_levels_count_from_one(tmp_path: Path, capsys) -> None:
     assert "level must be in [1, 10], got 0" in capsys.readouterr().err
 
 
-def test_unknown_scene_and_bad_file_type(tmp_path: Path, capsys) -> None:
+def test_unknown_scene_and_bad_file_type(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["screenshot", "--scene", "moon", "--out", str(tmp_path / "a.png")]) == 2
     assert "unknown scene 'moon'; available scenes:" in capsys.readouterr().err
     assert main(["screenshot", "--scene", "park", "--out", str(tmp_path / "a.jpg")]) == 2

@@ -19,6 +19,7 @@ from vrbalance.devices.driver import ForcePlate, PlateState
 from vrbalance.devices.protocols import AsciiLineProtocol, encode_binary_frame
 from vrbalance.devices.pty_server import SimulatedPlateServer
 from vrbalance.errors import DeviceError, ProtocolError
+from vrbalance.samples import PlateFrame
 
 
 def wait_until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
@@ -38,7 +39,9 @@ def _six_axis_counts(n: int) -> list[tuple[int, ...]]:
     ]
 
 
-def test_binary_six_axis_frames_through_a_pty_into_cop(six_axis: PlateSpec, pty_pair) -> None:
+def test_binary_six_axis_frames_through_a_pty_into_cop(
+    six_axis: PlateSpec, pty_pair: tuple[int, str]
+) -> None:
     master, path = pty_pair
     clock = ManualClock(100.0)
     rows = _six_axis_counts(20)
@@ -73,7 +76,9 @@ def test_binary_six_axis_frames_through_a_pty_into_cop(six_axis: PlateSpec, pty_
     np.testing.assert_allclose(cop.vertical_force_n, 700.0, atol=0.01)
 
 
-def test_ascii_lines_with_banner_and_crlf_through_a_pty(wii: PlateSpec, pty_pair) -> None:
+def test_ascii_lines_with_banner_and_crlf_through_a_pty(
+    wii: PlateSpec, pty_pair: tuple[int, str]
+) -> None:
     master, path = pty_pair
     cal = load_calibration("wii-balance-board")
     # 686.5 N with the CoP 5 cm right and 2 cm forward of centre.
@@ -161,7 +166,7 @@ def test_unplug_and_replug_mid_stream_resumes(six_axis: PlateSpec) -> None:
     assert stats.io_errors == 1 and stats.reconnects == 1
 
 
-def test_stall_is_detected_on_the_injected_clock(wii: PlateSpec, pty_pair) -> None:
+def test_stall_is_detected_on_the_injected_clock(wii: PlateSpec, pty_pair: tuple[int, str]) -> None:
     master, path = pty_pair
     clock = ManualClock()
     with ForcePlate(path, wii, clock=clock, stall_after_s=0.1, wait_for_first_frame=False) as plate:
@@ -193,7 +198,7 @@ def _wii() -> PlateSpec:
     return load_plate("wii-balance-board")
 
 
-def test_busy_port_names_it(wii: PlateSpec, pty_pair) -> None:
+def test_busy_port_names_it(wii: PlateSpec, pty_pair: tuple[int, str]) -> None:
     _, path = pty_pair
     holder = serial.serial_for_url(path, exclusive=True)
     try:
@@ -204,7 +209,7 @@ def test_busy_port_names_it(wii: PlateSpec, pty_pair) -> None:
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root opens any device")
-def test_permission_denied_says_join_dialout(wii: PlateSpec, pty_pair) -> None:
+def test_permission_denied_says_join_dialout(wii: PlateSpec, pty_pair: tuple[int, str]) -> None:
     _, path = pty_pair
     os.chmod(path, 0)
     with pytest.raises(DeviceError, match=r"permission denied .* 'dialout' group"):
@@ -225,7 +230,7 @@ def test_wrong_protocol_says_what_was_tried(wii: PlateSpec) -> None:
         ForcePlate(sim.port_path, sim.plate, first_frame_timeout_s=0.3).open()
 
 
-def test_silent_port_says_no_data(wii: PlateSpec, pty_pair) -> None:
+def test_silent_port_says_no_data(wii: PlateSpec, pty_pair: tuple[int, str]) -> None:
     _, path = pty_pair
     plate = ForcePlate(path, wii, first_frame_timeout_s=0.2)
     with pytest.raises(DeviceError, match=rf"no data from serial port '{path}' within 0.2 s"):
@@ -263,11 +268,13 @@ def test_random_bytes_at_the_wrong_baud_rate_are_a_protocol_error(
         writer.join()
 
 
-def test_a_failing_frames_hook_is_a_parse_error_not_a_lost_port(wii: PlateSpec, pty_pair) -> None:
+def test_a_failing_frames_hook_is_a_parse_error_not_a_lost_port(
+    wii: PlateSpec, pty_pair: tuple[int, str]
+) -> None:
     master, path = pty_pair
     calls = []
 
-    def hook(frames, t_s: float) -> None:
+    def hook(frames: list[PlateFrame], t_s: float) -> None:
         calls.append(len(frames))
         if len(calls) == 1:
             raise ValueError("recorder bug")

@@ -7,6 +7,7 @@ import math
 import pytest
 
 from vrbalance.samples import HeadPose
+from vrbalance.world.app import WorldApp
 from vrbalance.world.desktop_pose import (
     LEAN_MAX_M,
     LEAN_SPEED_MPS,
@@ -40,7 +41,7 @@ def test_quaternion_matches_panda_hpr() -> None:
     assert (w, x, y, z) == pytest.approx((q.getR(), q.getI(), q.getJ(), q.getK()), abs=1e-6)
 
 
-def test_keys_lean_the_head_and_it_returns_upright(app) -> None:
+def test_keys_lean_the_head_and_it_returns_upright(app: WorldApp) -> None:
     head = DesktopHead(_Base(), app.clock)
     sink = _Sink()
     pose = DesktopPose(app, head, sink)
@@ -63,7 +64,7 @@ def test_keys_lean_the_head_and_it_returns_upright(app) -> None:
         pose.close()
 
 
-def test_mouse_look_turns_only_while_the_button_is_held(app) -> None:
+def test_mouse_look_turns_only_while_the_button_is_held(app: WorldApp) -> None:
     head = DesktopHead(None, app.clock)
     pose = DesktopPose(app, head)
     try:
@@ -80,7 +81,7 @@ def test_mouse_look_turns_only_while_the_button_is_held(app) -> None:
         pose.close()
 
 
-def test_loop_and_camera_read_the_same_fresh_pose(app) -> None:
+def test_loop_and_camera_read_the_same_fresh_pose(app: WorldApp) -> None:
     """The balance loop asks at its own tick times: the base pose is taken at that time."""
     head = DesktopHead(_Base(), app.clock)
     assert head.pose_at(12.5).received_time_s == app.clock.now_s()

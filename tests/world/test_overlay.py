@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import pytest
 
 from vrbalance.balance.state import BalanceState
+from vrbalance.world.app import WorldApp
 from vrbalance.world.overlay import INSET_HALF_M, INSET_HALF_UNITS, Overlay
 
 pytestmark = pytest.mark.render
@@ -45,7 +46,7 @@ class _Latest:
         return self.value
 
 
-def test_markers_follow_cop_and_xcom_in_the_core_frame(app) -> None:
+def test_markers_follow_cop_and_xcom_in_the_core_frame(app: WorldApp) -> None:
     state = BalanceState(0, 0.0, "feet_apart", cop_m=(0.05, -0.02), xcom_m=(-0.1, 0.06))
     app.state_source = _Latest(state)
     try:
@@ -67,7 +68,7 @@ def test_markers_follow_cop_and_xcom_in_the_core_frame(app) -> None:
         app.state_source = None
 
 
-def test_text_shows_scene_level_status_margin_and_safety(app) -> None:
+def test_text_shows_scene_level_status_margin_and_safety(app: WorldApp) -> None:
     state = BalanceState(0, 0.0, "feet_apart", margin_xcom_m=0.034)
     verdict = _Verdict(_Response("calm"), _Cause("xcom_outside_bos"), calm=True)
     app.state_source = _Latest(_Tick(state, verdict))
@@ -90,7 +91,7 @@ def test_text_shows_scene_level_status_margin_and_safety(app) -> None:
         app.status.clear()
 
 
-def test_base_of_support_outline_follows_the_stance(app) -> None:
+def test_base_of_support_outline_follows_the_stance(app: WorldApp) -> None:
     app.bos_polygon_m = [(-0.2, -0.1), (0.2, -0.1), (0.2, 0.2), (-0.2, 0.2)]
     try:
         app.step_frames(1)
@@ -102,6 +103,6 @@ def test_base_of_support_outline_follows_the_stance(app) -> None:
         app.bos_polygon_m = None
 
 
-def test_overlay_lives_in_the_2d_graph_only(app) -> None:
+def test_overlay_lives_in_the_2d_graph_only(app: WorldApp) -> None:
     assert app.overlay.root.getTop() == app.base.render2d
     assert app.render.find("**/operator-overlay").isEmpty()

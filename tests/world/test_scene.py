@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from vrbalance.errors import ConfigError
+from vrbalance.world.app import WorldApp
 from vrbalance.world.scene import (
     SCENE_BUILDERS,
     SceneBase,
@@ -60,7 +61,7 @@ def _matrix(node) -> list[tuple[float, ...]]:
 
 
 @pytest.mark.render
-def test_calm_freezes_surround_and_levels_horizon_on_next_frame(app) -> None:
+def test_calm_freezes_surround_and_levels_horizon_on_next_frame(app: WorldApp) -> None:
     app.set_level(10)
     app.step_frames(1)
     _advance(app.scene, 40)
@@ -82,7 +83,7 @@ def test_calm_freezes_surround_and_levels_horizon_on_next_frame(app) -> None:
 
 
 @pytest.mark.render
-def test_sway_stays_inside_level_bounds(app) -> None:
+def test_sway_stays_inside_level_bounds(app: WorldApp) -> None:
     app.set_level(10)
     app.step_frames(1)
     p = app.scene_def.level(10).values
@@ -101,7 +102,7 @@ def test_sway_stays_inside_level_bounds(app) -> None:
 
 
 @pytest.mark.render
-def test_apply_level_validates_values(app) -> None:
+def test_apply_level_validates_values(app: WorldApp) -> None:
     with pytest.raises(ConfigError, match=r"path_width_m: expected a value in \[0.4, 4\], got 9.0"):
         app.scene.apply_level({"path_width_m": 9.0})
     app.scene.apply_level({"path_width_m": 1.0})
@@ -109,7 +110,7 @@ def test_apply_level_validates_values(app) -> None:
 
 
 @pytest.mark.render
-def test_level_changes_never_make_the_surround_jump(app) -> None:
+def test_level_changes_never_make_the_surround_jump(app: WorldApp) -> None:
     """Amplitudes slew and the phase is integrated: up, down and frequency changes are smooth."""
     dt = 1 / 60
     angles = []
