@@ -130,3 +130,28 @@ def test_six_axis_channels_follow_the_cop_convention() -> None:
     ch = plate_channels("six_axis", (2.0, -1.0, 700.0, 0.03, -0.05, 0.1), top_offset_m=0.04)
     geometry = PlateGeometry(kind="six_axis", width_m=0.5, depth_m=0.4, top_offset_m=0.04)
     np.testing.assert_allclose(compute_cop(ch, geometry).cop_m[0], [0.03, -0.05], atol=1e-12)
+
+
+def test_a_person_who_fell_and_stepped_back_on_stands_quietly_again() -> None:
+    # Repeated falls in one session (and the e2e benchmark's repeated events) need
+    # the simulated person to stand quietly again after stepping back on.
+    person = StandingPerson(rate_hz=100.0, script=parse_script("fall@1s,stepon@2s"), seed=0)
+    cop_y = []
+    for _ in range(500):
+        _, _, _, _, y, _ = person.step()
+        cop_y.append(y)
+    stance_y = person.p.stance_cop_m[1]
+    quiet_before = np.asarray(cop_y[:100]) - stance_y
+    after = np.asarray(cop_y[300:]) - stance_y  # from 1 s after stepping back on
+    assert np.abs(quiet_before).max() < 0.03  # the quiet stance it had before
+    assert np.abs(after).max() < 0.03
+
+
+def test_a_forward_fall_never_moves_the_cop_towards_the_heels() -> None:
+    # Losing balance forwards, the ankles saturate with the CoP at the toes
+    # (the simulator's own docstring: "saturates the ankle torque towards one edge").
+    person = StandingPerson(rate_hz=100.0, script=parse_script("fall@1s"), seed=0)
+    cop_y = np.asarray([person.step()[4] for _ in range(160)])
+    quiet = cop_y[:100]
+    falling = cop_y[100:160]  # the first 0.6 s of the fall
+    assert falling.min() > quiet.min() - 0.02

@@ -31,9 +31,13 @@ def test_replay_reproduces_states_and_safety_events_exactly(
     # Tamper with one recorded plate frame: the replay must notice.
     plate = result.folder / "plate.csv"
     lines = plate.read_text().splitlines(keepends=True)
-    fields = lines[50].split(",")
+    trial_col = lines[0].split(",").index("trial")
+    # A frame of the first trial (how many frames each trial got depends on timing).
+    first_trial = [i for i, line in enumerate(lines[1:], 1) if line.split(",")[trial_col] == "0"]
+    target = first_trial[len(first_trial) // 2]
+    fields = lines[target].split(",")
     fields[6] = repr(float(fields[6]) + 25.0)  # +25 N on one load cell
-    lines[50] = ",".join(fields)
+    lines[target] = ",".join(fields)
     plate.write_text("".join(lines))
     tampered = replay_session(result.folder)
     assert tampered.mismatched_states > 0

@@ -48,6 +48,10 @@ from vrbalance.errors import ConfigError
 log = logging.getLogger(__name__)
 
 FALL_PUSH_RATIO = 0.15
+# How long the CoP takes to reach the toes once balance is lost: the ankle torque
+# saturates within a few hundred ms of a forward loss of balance (the same order
+# as the 0.2-0.3 s to the first protective step; Maki & McIlroy 1997).
+FALL_SATURATION_S = 0.3
 """Torque pushing a fall, over ``m g h``: with no ankle torque left the body
 topples with a time constant sqrt(h/g) of about 0.3 s."""
 FALL_MAX_TILT_RAD = 0.6
@@ -223,6 +227,8 @@ class StandingPerson:
         self._load_target = 1.0
         self._fall: np.ndarray | None = None
         self._fall_t0 = 0.0
+        self._fall_cop0: np.ndarray | None = None
+        self._last_cop = np.zeros(2)
         self.t_s = 0.0
         # Start from the stationary noise state so the first seconds look like the rest.
         for _ in range(int(2.0 * self.rate_hz)):
@@ -244,14 +250,25 @@ class StandingPerson:
             norm = float(np.hypot(*direction)) or 1.0
             self._fall = direction / norm
             self._fall_t0 = self.t_s
+            self._fall_cop0 = None  # taken from the last quiet-stance CoP on the next step
         elif event.kind == "stepoff":
             self._load_target = 0.0
         elif event.kind == "stepon":
+            # Back on the plate standing upright: forget the fall everywhere it is
+            # remembered (delayed feedback, muscle filters, pending lean), or the
+            # controller would react to a 0.6 rad tilt that no longer exists.
             self._load_target = 1.0
             self._fall = None
+            self._fall_cop0 = None
             self.theta[:] = 0.0
             self.omega[:] = 0.0
             self._ref[:] = 0.0
+            for past in self._hist:
+                past[:] = 0.0
+            self._muscle1[:] = 0.0
+            self._muscle2[:] = 0.0
+            self._ramp = None
+            self._lean_return_t = None
 
     # -- dynamics ------------------------------------------------------------
     def _step_dynamics(self) -> np.ndarray:
@@ -320,13 +337,19 @@ class StandingPerson:
         if self._fall is not None:
             # Loss of balance: the ankles saturate (CoP at the toes and beyond as the
             # first stepping foot lands near the plate's edge), then the person is off.
+            # The CoP moves monotonically from where it was towards that edge: the
+            # push torque that topples the model body would, read as -T/Fz, put it
+            # behind the ankles, which no falling person's CoP does.
+            if self._fall_cop0 is None:
+                self._fall_cop0 = self._last_cop.copy()
             elapsed = self.t_s - self._fall_t0
             edge = np.asarray(self._half) * self._fall * 1.05
-            u = min(1.0, elapsed / 0.6)
-            cop = cop + (edge - cop) * u * u
+            u = min(1.0, elapsed / FALL_SATURATION_S)
+            cop = self._fall_cop0 + (edge - self._fall_cop0) * (u * u * (3.0 - 2.0 * u))
             fh = 0.3 * fz_body * self._fall * min(1.0, elapsed / 0.3)
             if elapsed > 0.6:
                 self._load_target = 0.0
+        self._last_cop = cop
         # Load ramps (stepping off takes ~0.4 s: one foot then the other).
         rate = self.dt / 0.4
         self._load += float(np.clip(self._load_target - self._load, -rate, rate))

@@ -110,6 +110,8 @@ class SimulatedHead:
         params = getattr(self._person, "p", None)
         self._centre = tuple(getattr(params, "stance_cop_m", (0.0, 0.0)))
         self._com_h = float(getattr(params, "com_height_m", body.com_height_m))
+        self._last_pose: HeadPose | None = None
+        self._last_sample_t_s: float | None = None
         # Eye lever over CoM lever above the ankle axis.
         self._scale = (float(body.eye_height_m) - self._ankle_z) / (
             float(body.com_height_m) - self._ankle_z
@@ -120,6 +122,13 @@ class SimulatedHead:
         person lives in real time in the plate server's thread), or ``None``."""
         if self._person is None:
             return None
+        # The person moves only when the plate server steps it (at the plate's
+        # rate, slower than the loop): until then hand back the very same sample,
+        # so the estimator and monitor see one pose, not a still head re-stamped
+        # every tick (which would average zero-motion samples into head velocity).
+        sample_t_s = getattr(self._person, "t_s", None)
+        if self._last_pose is not None and sample_t_s == self._last_sample_t_s:
+            return self._last_pose
         theta_ml, theta_ap = (float(v) for v in self._person.theta)
         com_x = self._centre[0] + self._com_h * math.sin(theta_ml)
         com_y = self._centre[1] + self._com_h * math.sin(theta_ap)
@@ -127,8 +136,10 @@ class SimulatedHead:
         dx, dy = (com_x - ax) * self._scale, (com_y - ay) * self._scale
         lever = float(self._com_h - self._ankle_z) * self._scale
         dz = math.sqrt(max(lever * lever - dx * dx - dy * dy, 0.0))
-        return HeadPose(
+        pose = HeadPose(
             device_time_s=None,
             received_time_s=self._clock.now_s(),
             position_m=(ax + dx, ay + dy, self._ankle_z + dz),
         )
+        self._last_pose, self._last_sample_t_s = pose, sample_t_s
+        return pose
