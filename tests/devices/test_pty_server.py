@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 
 import pytest
 import serial
@@ -13,7 +14,7 @@ from vrbalance.devices.driver import ForcePlate, PlateState
 from vrbalance.devices.pty_server import BANNER, SimulatedPlateServer
 
 
-def _wait(condition, timeout_s: float = 5.0) -> None:
+def _wait(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
         if time.monotonic() > deadline:

@@ -6,6 +6,8 @@ import ctypes
 import os
 import sys
 import threading
+from collections.abc import Callable
+from typing import TypeVar
 
 import pytest
 
@@ -17,6 +19,8 @@ from vrbalance.realtime.priority import (
     tune_current_thread,
 )
 
+T = TypeVar("T")
+
 linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux prctl/sched only")
 
 
@@ -24,8 +28,9 @@ def _slack_ns() -> int:
     return int(ctypes.CDLL(None).prctl(30, 0, 0, 0, 0))  # PR_GET_TIMERSLACK
 
 
-def _in_thread(fn):  # type: ignore[no-untyped-def]
-    out: list[object] = []
+def _in_thread(fn: Callable[[], T]) -> T:
+    """Run ``fn`` in a fresh thread (thread-local tuning must not leak) and return its result."""
+    out: list[T] = []
     t = threading.Thread(target=lambda: out.append(fn()))
     t.start()
     t.join(10)

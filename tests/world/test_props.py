@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 
+from vrbalance.world import geometry as geo
 from vrbalance.world import props
 
 
-def _extent(mesh) -> tuple[np.ndarray, np.ndarray]:
+def _extent(mesh: geo.Mesh) -> tuple[np.ndarray, np.ndarray]:
     return mesh.positions.min(0), mesh.positions.max(0)
 
 
@@ -27,7 +30,9 @@ def test_lamp_post_and_its_glass_are_separate_meshes() -> None:
 
 
 @pytest.mark.parametrize("make", [props.deciduous_tree, props.conifer_tree])
-def test_trees_are_rooted_and_as_tall_as_asked(make) -> None:
+def test_trees_are_rooted_and_as_tall_as_asked(
+    make: Callable[[np.random.Generator, float], geo.Mesh],
+) -> None:
     rng = np.random.default_rng(3)
     lo, hi = _extent(make(rng, 8.0))
     assert lo[2] < 0.0  # trunk sunk into the ground, so bumps never show a gap

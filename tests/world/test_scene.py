@@ -8,6 +8,7 @@ import math
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from panda3d.core import NodePath
 
 from vrbalance.errors import ConfigError
 from vrbalance.world.app import WorldApp
@@ -50,13 +51,13 @@ def test_zero_frequency_means_no_sway() -> None:
     assert sway_amplitude_deg(5.0, 0.2, None) == 5.0
 
 
-def _advance(scene, n: int, dt_s: float = 1 / 60) -> None:
+def _advance(scene: SceneBase, n: int, dt_s: float = 1 / 60) -> None:
     """Drive the scene's per-frame update directly (no rendering needed for transforms)."""
     for i in range(n):
         scene.update(i * dt_s, dt_s, (0.0, 0.0))
 
 
-def _matrix(node) -> list[tuple[float, ...]]:
+def _matrix(node: NodePath) -> list[tuple[float, ...]]:
     return [tuple(node.getMat().getRow(i)) for i in range(4)]
 
 
