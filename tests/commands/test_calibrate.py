@@ -11,7 +11,7 @@ import pytest
 
 from vrbalance.cli import main
 from vrbalance.config.plates import load_plate
-from vrbalance.devices.calibration import load_calibration
+from vrbalance.devices.calibration import Calibration, load_calibration
 from vrbalance.devices.pty_server import SimulatedPlateServer
 from vrbalance.devices.simulator import parse_load_script
 
@@ -23,7 +23,7 @@ def _private_data_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("VRBALANCE_DATA", str(tmp_path / "data"))
 
 
-def _true_calibration(plate_id: str):
+def _true_calibration(plate_id: str) -> Calibration:
     """The simulated plate's 'real' scale: gains 5-15 % off the nominal ones."""
     nominal = load_calibration(plate_id)
     factors = (1.1, 0.9, 1.05, 0.95, 1.15, 0.92)[: nominal.n_channels]

@@ -178,7 +178,9 @@ def test_real_ring_buffer_as_the_plate_feed() -> None:
 
 def test_exception_in_estimator_stops_loop_and_reraises_from_stop() -> None:
     class Broken(TinyEstimator):
-        def update(self, t_s: float, plate_frames: Sequence[PlateFrame], head: HeadPose | None):  # type: ignore[override]
+        def update(
+            self, t_s: float, plate_frames: Sequence[PlateFrame], head: HeadPose | None
+        ) -> BalanceState:
             if t_s >= 0.02:
                 raise ValueError("estimator broke at 0.02 s")
             return super().update(t_s, plate_frames, head)
