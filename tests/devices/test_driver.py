@@ -166,14 +166,29 @@ def test_unplug_and_replug_mid_stream_resumes(six_axis: PlateSpec) -> None:
     assert stats.io_errors == 1 and stats.reconnects == 1
 
 
+class _ReadCountingClock(ManualClock):
+    """A ManualClock that counts its reads, so a test can wait for the reader to poll."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    def now_s(self) -> float:
+        self.reads += 1
+        return super().now_s()
+
+
 def test_stall_is_detected_on_the_injected_clock(wii: PlateSpec, pty_pair: tuple[int, str]) -> None:
     master, path = pty_pair
-    clock = ManualClock()
+    clock = _ReadCountingClock()
     with ForcePlate(path, wii, clock=clock, stall_after_s=0.1, wait_for_first_frame=False) as plate:
         os.write(master, b"\n0,0,1,2,3,4\n")
         wait_until(lambda: plate.state is PlateState.STREAMING)
         clock.advance(0.05)
-        time.sleep(0.05)  # the reader polls every 10 ms; 50 ms of clock is not a stall
+        # 50 ms of clock is not a stall: checked once the reader has looked at the
+        # advanced clock in a few more polls (not after a guessed sleep).
+        reads = clock.reads
+        wait_until(lambda: clock.reads >= reads + 3)
         assert plate.state is PlateState.STREAMING
         clock.advance(0.06)
         wait_until(lambda: plate.state is PlateState.STALLED)
