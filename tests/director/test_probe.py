@@ -43,3 +43,27 @@ def test_latency_without_a_calm_reports_none() -> None:
     assert report.crossing_tick is None and report.calm_tick is None
     with pytest.raises(ValueError, match="give edge_margin_m or crossed"):
         probe.latency()
+
+
+def test_dwell_expiry_is_read_from_tick_times_when_deadlines_were_skipped() -> None:
+    """A real-time loop that skipped deadlines has uneven ticks: the dwell still
+    expires at the first tick at least ``margin_dwell_s`` after the crossing."""
+    env = SafetyEnvelope()
+    th = env.monitor
+    sc = synthetic_stream("lean_out", rate_hz=250.0)
+    crossing = next(
+        s.tick
+        for s in sc.states
+        if s.margin_xcom_m is not None and s.margin_xcom_m < th.edge_margin_m
+    )
+    # Drop three ticks inside the dwell, as a loop that skipped deadlines would.
+    kept = [s for s in sc.states if not (crossing + 3 <= s.tick < crossing + 6)]
+    assert len(kept) == len(sc.states) - 3
+    probe = MonitorProbe(SafetyMonitor(env))
+    probe.run(kept)
+    report = probe.latency(edge_margin_m=th.edge_margin_m, dwell_s=th.margin_dwell_s)
+    assert report.latency_s is not None and report.latency_s >= th.margin_dwell_s - 1e-9
+    # Ticks are still numbered by deadline, so the dwell is ceil(0.1 s * 250 Hz) ticks,
+    # and the calm comes in the very tick it expires.
+    assert report.dwell_ticks == 25
+    assert report.ticks_after_dwell == 0

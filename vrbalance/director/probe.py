@@ -15,7 +15,7 @@ loop, calms the world within one tick):
 Typical end-to-end use with the balance loop::
 
     probe = MonitorProbe(SafetyMonitor(envelope, status=MonitorStatus(headset=...)))
-    loop = BalanceLoop(..., safety=probe)         # the loop calls probe(state)
+    loop = BalanceLoop(..., monitor=probe)         # the loop calls probe(state)
     ... run the simulated plate's scripted fall ...
     report = probe.latency(edge_margin_m=envelope.monitor.edge_margin_m)
     assert report.calm_tick is not None and report.ticks_after_dwell == 0
@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from vrbalance.balance.state import BalanceState
+from vrbalance.director.monitor import _EPS_S as _DWELL_EPS_S
 from vrbalance.director.monitor import Response, SafetyMonitor, Verdict
 
 __all__ = ["SCENARIOS", "LatencyReport", "MonitorProbe", "Scenario", "synthetic_stream"]
@@ -263,11 +264,17 @@ class MonitorProbe:
                 None,
                 None,
             )
-        if len(self.states) > 1:
-            dt = (self.states[-1].t_s - self.states[0].t_s) / (len(self.states) - 1)
-        else:
-            dt = 0.0
-        dwell_ticks = math.ceil(dwell_s / dt - 1e-9) if dt > 0 and dwell_s > 0 else 0
+        # The dwell expires at the first state at least dwell_s after the crossing
+        # (the monitor's own rule, with its tolerance), read from the states' times
+        # so that a real-time loop's skipped deadlines cannot shift it by a tick.
+        t_cross = self.states[crossing].t_s
+        expiry = next(
+            (s.tick for s in self.states[crossing:] if s.t_s - t_cross + _DWELL_EPS_S >= dwell_s),
+            None,
+        )
+        if expiry is None:  # not reached within the record: past its last tick
+            expiry = self.states[-1].tick + 1
+        dwell_ticks = expiry - self.states[crossing].tick
         latency_ticks = self.verdicts[calm].tick - self.states[crossing].tick
         return LatencyReport(
             crossing_tick=self.states[crossing].tick,
