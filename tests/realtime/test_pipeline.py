@@ -6,6 +6,7 @@ import math
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -80,6 +81,23 @@ class FakePlate:
         return out
 
 
+def _real_estimator_and_monitor() -> tuple[Estimator, Any]:
+    """The product's balance estimator (1.75 m, 70 kg, feet apart) and safety monitor.
+
+    The monitor is told there is no plate: these tests drive the head source only.
+    """
+    from vrbalance.balance.estimator import BalanceEstimator
+    from vrbalance.balance.geometry import Body
+    from vrbalance.balance.stance import make_stance
+    from vrbalance.config.plates import load_foot_template
+    from vrbalance.director.monitor import MonitorStatus, PlateStatus, SafetyMonitor
+
+    body = Body(height_m=1.75, mass_kg=70.0)
+    stance = make_stance("feet_apart", body, load_foot_template("adult"))
+    monitor = SafetyMonitor(status=MonitorStatus(plate=PlateStatus.NONE))
+    return BalanceEstimator(stance, body), monitor
+
+
 def test_every_tick_drains_plate_locates_head_estimates_and_judges() -> None:
     clock = ManualClock()
     estimator = TinyEstimator()
@@ -112,23 +130,14 @@ def test_every_tick_drains_plate_locates_head_estimates_and_judges() -> None:
 
 
 def test_verdict_is_published_in_the_same_tick_as_the_state_that_triggered_it() -> None:
-    # Real parts: the balance estimator and the safety monitor, a scripted head fall.
-    from vrbalance.balance.estimator import BalanceEstimator
-    from vrbalance.balance.geometry import Body
-    from vrbalance.balance.stance import make_stance
-    from vrbalance.config.plates import load_foot_template
-    from vrbalance.director.monitor import MonitorStatus, PlateStatus, SafetyMonitor
-
-    body = Body(height_m=1.75, mass_kg=70.0)
-    stance = make_stance("feet_apart", body, load_foot_template("adult"))
-    monitor = SafetyMonitor(status=MonitorStatus(plate=PlateStatus.NONE))
+    estimator, monitor = _real_estimator_and_monitor()
     warn_margin_m = monitor.envelope.monitor.warn_margin_m
     script = SwayScript(
         seed=2, height_m=1.64, rms_ap_m=0.0, rms_ml_m=0.0, events=[Fall(start_s=0.2)]
     )
     published: list[tuple[TickResult, TickResult | None]] = []
     loop = BalanceLoop(
-        BalanceEstimator(stance, body),
+        estimator,
         clock=ManualClock(),
         rate_hz=100,
         head=ScriptedHeadSource(script),
@@ -282,19 +291,11 @@ def test_context_manager_starts_and_stops_the_thread() -> None:
 
 
 def test_with_the_real_estimator_and_safety_monitor_a_fall_is_judged_in_its_tick() -> None:
-    from vrbalance.balance.estimator import BalanceEstimator
-    from vrbalance.balance.geometry import Body
-    from vrbalance.balance.stance import make_stance
-    from vrbalance.config.plates import load_foot_template
-    from vrbalance.director.monitor import MonitorStatus, PlateStatus, SafetyMonitor
-
-    body = Body(height_m=1.75, mass_kg=70.0)
-    stance = make_stance("feet_apart", body, load_foot_template("adult"))
-    monitor = SafetyMonitor(status=MonitorStatus(plate=PlateStatus.NONE))
+    estimator, monitor = _real_estimator_and_monitor()
     script = SwayScript(seed=4, height_m=1.64, events=[Fall(start_s=2.0)])
     results: list[TickResult] = []
     loop = BalanceLoop(
-        BalanceEstimator(stance, body),
+        estimator,
         clock=ManualClock(),
         rate_hz=250,
         head=ScriptedHeadSource(script),
