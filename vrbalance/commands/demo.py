@@ -300,8 +300,6 @@ class DemoPipeline:
         if self.inputs != "streaming":
             waiting = ", ".join(self.missing_inputs()) or "-"
             lines["inputs"] = f"{self.inputs} (waiting for {waiting})"
-        else:
-            lines.pop("inputs", None)
         if self.loop is not None:
             try:
                 health = self.loop.health()
@@ -768,7 +766,7 @@ def _status_task(app: Any, pipe: DemoPipeline) -> Any:
     def task(_task: Any) -> int:
         pipe.poll_inputs(app)
         app.status.update(pipe.status_lines())
-        if "inputs" not in app.status or pipe.inputs == "streaming":
+        if pipe.inputs == "streaming":
             app.status.pop("inputs", None)
         return Task.cont
 
