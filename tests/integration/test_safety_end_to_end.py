@@ -446,13 +446,6 @@ def test_offscreen_world_goes_calm_on_the_next_frame(world_run: WorldRun) -> Non
 
 @pytest.mark.render
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "world/app.py _frame_task runs scene.update (optic flow one frame on) before "
-        "_follow_safety calms the scene, so the first calm frame still moves the path"
-    ),
-)
 def test_offscreen_world_moves_nothing_on_the_frame_that_goes_calm(world_run: WorldRun) -> None:
     frames = world_run.frames
     first = world_run.first_calm

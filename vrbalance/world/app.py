@@ -664,11 +664,13 @@ class WorldApp:
         self._handle_keys()
         self._handle_requests()
         head_xy = self._place_head(self.head_source.pose_at(self.clock.now_s()))
+        # Follow the safety verdict before animating: the frame that picks up a
+        # calm verdict must already be still (no last step of optic flow).
+        latest = self.state_source.get() if self.state_source is not None else None
+        self._follow_safety(latest)
         scene_start = time.perf_counter()
         if self.scene is not None:
             self.scene.update(self.t_s, dt_s, head_xy)
-        latest = self.state_source.get() if self.state_source is not None else None
-        self._follow_safety(latest)
         overlay_start = time.perf_counter()
         if self.overlay is not None:
             self.overlay.update(latest)
