@@ -223,7 +223,7 @@ def test_start_gate_holds_the_world_calm_until_plate_and_head_deliver() -> None:
             pipe.loop.tick(tick, clock.now_s())
             seen.append(pipe.poll_inputs(world))
         assert seen[0] == "connecting" and seen[-1] == "streaming" and world.resumed == 1
-        assert pipe.monitor.status.head_expected and pipe.monitor.status.plate is PlateStatus.NONE
+        assert pipe.status.head_expected and pipe.status.plate is PlateStatus.NONE
         # From now on a missing head is judged strictly (the monitor's own thresholds).
         head.pose = None
         causes = set()
@@ -242,5 +242,95 @@ def test_start_gate_holds_the_world_calm_until_plate_and_head_deliver() -> None:
         clock.advance(CONNECT_TIMEOUT_S + 0.1)
         assert pipe.poll_inputs(World()) == "timeout"
         assert pipe.loop.tick(0, clock.now_s()).verdict.calm
+    finally:
+        pipe.close()
+
+
+def _tick_until(pipe, k: int, done, timeout_s: float = 10.0) -> tuple[int, list]:
+    """Tick the demo's loop by hand at about 250 Hz of real time until ``done()``.
+
+    The plate is real (the simulator's bytes through a pty into the driver), so
+    this waits on real time; returns the next tick index and the verdicts.
+    """
+    import time
+
+    verdicts = []
+    deadline = time.monotonic() + timeout_s
+    while not done():
+        assert time.monotonic() < deadline, "the simulated plate did not get there in time"
+        verdicts.append(pipe.loop.tick(k, pipe.clock.now_s()).verdict)
+        pipe.poll_inputs()
+        k += 1
+        time.sleep(0.004)
+    return k, verdicts
+
+
+def test_demo_judges_the_plates_live_state_stalled_and_unplugged() -> None:
+    """The driver's state reaches the monitor in the tick that first sees it (issue 4).
+
+    Before, the demo's monitor kept ``plate=STREAMING`` for ever: a stall and an
+    unplugged cable were only ``plate_stale`` (calm), never ``plate_stalled`` or
+    ``plate_lost`` (stop trial).
+    """
+    from vrbalance.clock import MonotonicClock
+    from vrbalance.commands.demo import build_pipeline
+    from vrbalance.director.monitor import PlateStatus, Response, Trigger
+
+    pipe = build_pipeline(clock=MonotonicClock(), with_plate=True, script="")
+    try:
+        pipe._connect_t0_s = pipe.clock.now_s()
+        k, _ = _tick_until(pipe, 0, lambda: pipe.inputs != "connecting")
+        assert pipe.inputs == "streaming"
+        assert pipe.status.plate is PlateStatus.STREAMING
+        # Stalled: the next tick after the driver says so carries plate_stalled.
+        pipe.server.stall(1.0)
+        k, _ = _tick_until(pipe, k, lambda: pipe.plate.state.value == "stalled")
+        verdict = pipe.loop.tick(k, pipe.clock.now_s()).verdict
+        assert Trigger.PLATE_STALLED in verdict.triggers
+        assert pipe.monitor.status.plate is PlateStatus.STALLED
+        # Unplugged (what the script's unplug@ does): plate_lost, the trial stops.
+        pipe.monitor.request_reset()
+        k, _ = _tick_until(pipe, k + 1, lambda: pipe.plate.state.value == "streaming")
+        pipe.server.unplug()
+        k, _ = _tick_until(pipe, k, lambda: pipe.plate.state.value == "lost")
+        verdict = pipe.loop.tick(k, pipe.clock.now_s()).verdict
+        assert Trigger.PLATE_LOST in verdict.triggers
+        assert verdict.response is Response.STOP_TRIAL
+        assert verdict.cause is Trigger.PLATE_LOST
+        assert "plate_lost" in {e.kind for e in verdict.events}
+        assert pipe.monitor.status.plate is PlateStatus.LOST
+        # The main thread's status is untouched: the plate's state is added per tick.
+        assert pipe.status.plate is PlateStatus.STREAMING
+    finally:
+        pipe.close()
+
+
+def test_demo_loop_is_tuned_and_a_refused_fifo_is_logged_not_raised(monkeypatch, caplog) -> None:
+    """docs/realtime.md's RECOMMENDED_TUNING reaches the demo's loop thread (issue 7)."""
+    import logging
+    import os
+    import time
+
+    from vrbalance.clock import MonotonicClock
+    from vrbalance.commands.demo import build_pipeline
+
+    def refuse(*_args: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    # As an unprivileged user: sched_setscheduler(SCHED_FIFO) fails with EPERM.
+    monkeypatch.setattr(os, "sched_setscheduler", refuse, raising=False)
+    caplog.set_level(logging.INFO, logger="vrbalance.realtime.priority")
+    pipe = build_pipeline(clock=MonotonicClock(), with_plate=False)
+    try:
+        pipe.start()
+        deadline = time.monotonic() + 10.0
+        while pipe.loop.health().ticks < 5:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        tuning = pipe.loop._loop.tuning
+        assert tuning is not None and tuning.timer_slack_ns == 1000
+        assert tuning.fifo_priority is None  # refused ...
+        assert any("SCHED_FIFO 10 refused" in r.getMessage() for r in caplog.records)
+        assert pipe.loop.state.value == "running"  # ... and the loop runs on
     finally:
         pipe.close()

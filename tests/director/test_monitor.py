@@ -24,6 +24,7 @@ from vrbalance.director.monitor import (
     SafetyMonitor,
     Trigger,
     evaluate,
+    plate_status,
 )
 from vrbalance.director.probe import MonitorProbe, synthetic_stream
 
@@ -402,3 +403,39 @@ def test_time_going_back_restarts_timers_but_keeps_the_latch() -> None:
     probe = MonitorProbe(monitor)
     probe.run(lean)
     assert probe.latency(edge_margin_m=0.01, dwell_s=0.1).ticks_after_dwell == 0
+
+
+@pytest.mark.parametrize(
+    ("state_name", "expected", "trigger"),
+    [
+        (None, PlateStatus.NONE, None),
+        ("none", PlateStatus.NONE, None),
+        ("connecting", PlateStatus.STREAMING, Trigger.PLATE_STALE),  # frames due: judged by age
+        ("streaming", PlateStatus.STREAMING, Trigger.PLATE_STALE),
+        ("stalled", PlateStatus.STALLED, Trigger.PLATE_STALLED),
+        ("lost", PlateStatus.LOST, Trigger.PLATE_LOST),
+        ("closed", PlateStatus.LOST, Trigger.PLATE_LOST),
+    ],
+)
+def test_plate_status_maps_every_driver_state(
+    state_name: str | None, expected: PlateStatus, trigger: Trigger | None
+) -> None:
+    """The shared mapping, and what the monitor then does with a plate that sends nothing."""
+    assert plate_status(state_name) is expected
+    state = dataclasses.replace(synthetic_stream("quiet").states[0], plate_age_s=None)
+    status = MonitorStatus(plate=plate_status(state_name), head_expected=False)
+    _, verdict = evaluate(MonitorMemory(), state, status, ENV)
+    if trigger is None:  # no plate: no plate trigger at all
+        plate_triggers = {Trigger.PLATE_STALE, Trigger.PLATE_STALLED, Trigger.PLATE_LOST}
+        assert not plate_triggers & set(verdict.triggers)
+    else:
+        assert trigger in verdict.triggers
+
+
+def test_plate_status_covers_the_drivers_states_and_names_an_unknown_one() -> None:
+    from vrbalance.devices.driver import PlateState
+
+    # Every state the driver can be in has a meaning (an unknown one would raise).
+    assert {plate_status(s.value) for s in PlateState} <= set(PlateStatus)
+    with pytest.raises(ValueError, match=r"plate state: expected one of .* got 'unplugged'"):
+        plate_status("unplugged")

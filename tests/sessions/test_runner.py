@@ -194,3 +194,72 @@ def test_a_failure_closes_the_recording_as_failed_and_propagates(
     assert meta["status"] == "failed" and meta["end_reason"] == "error"
     (end,) = [e for e in read_rows(folder / "events.csv") if e["kind"] == "session_end"]
     assert end["severity"] == "alarm" and "ValueError" in end["message"]
+
+
+def test_an_unplugged_plate_is_plate_lost_through_the_shared_mapping(
+    run_session: Callable[..., Any], quiet: Callable[..., Any]
+) -> None:
+    """The driver's ``lost`` reaches the monitor as ``plate_lost`` (``plate_status``)."""
+    result = run_session([quiet("unplug", 4.0)], script="unplug@0.5s", seconds_scale=0.05)
+    (trial,) = result.trials
+    events = read_rows(result.folder / "events.csv")
+    kinds = [(e["source"], e["kind"]) for e in events]
+    assert ("safety", "plate_lost") in kinds, kinds
+    assert trial.end_t_s - trial.start_t_s < 3.0
+    states = read_rows(result.folder / "state.csv")
+    assert states[-1]["response"] == "stop_trial"
+
+
+class _TunedWorld:
+    """A rendering world (not the NullWorld) that notes the GIL switch interval per frame."""
+
+    def __init__(self) -> None:
+        self.switch_intervals_s: list[float] = []
+
+    def begin_trial(self, trial: Any, level: int) -> None:
+        return None
+
+    def frame(self, state: Any, calm: bool, surround_pitch_rad: float) -> None:
+        import sys
+
+        self.switch_intervals_s.append(sys.getswitchinterval())
+
+    def end_trial(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+def test_the_loop_thread_is_tuned_when_the_runner_renders(tmp_path, quiet) -> None:
+    """RECOMMENDED_TUNING reaches the loop beside a renderer; the NullWorld runs untuned."""
+    import sys
+
+    from vrbalance.balance.geometry import Body
+    from vrbalance.clock import MonotonicClock
+    from vrbalance.realtime.pipeline import RECOMMENDED_TUNING
+    from vrbalance.sessions.protocol import Protocol
+    from vrbalance.sessions.runner import SessionRunner, SimulatedDevices
+    from vrbalance.sessions.store import Patient
+
+    before_s = sys.getswitchinterval()
+    patient = Patient("T1", birth_year=1950, height_m=1.70, mass_kg=70.0)
+    clock = MonotonicClock()
+    world = _TunedWorld()
+    runner = SessionRunner(
+        Protocol(name="t", title="t", description="", trials=(quiet("a", 0.4),)),
+        patient,
+        folder=tmp_path / "s",
+        session_id="s",
+        devices=SimulatedDevices("wii-balance-board", Body(1.70, 70.0), clock, seed=3),
+        clock=clock,
+        world=world,
+        render_fps=100.0,
+        seconds_scale=0.01,
+    )
+    runner.run()
+    # While the loop ran (with the tuning), the process-wide switch interval was the
+    # recommended one; it is restored after.
+    assert world.switch_intervals_s
+    assert RECOMMENDED_TUNING["gil_switch_interval_s"] in world.switch_intervals_s
+    assert sys.getswitchinterval() == before_s

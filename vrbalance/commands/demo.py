@@ -18,7 +18,7 @@ The demo is the whole product in miniature, wired by one function,
 
 ``--offscreen --seconds 20 --out DIR`` does the same without a display: it
 plays a short operator script (level up, stairs, crowd), writes screenshots
-and, where the session recorder exists, the recording to ``DIR``.
+and the recording to ``DIR``.
 
 ``--xr`` renders to the OpenXR headset (:class:`~vrbalance.xr.output.XrOutput`)
 and takes the balance loop's head from it
@@ -36,11 +36,24 @@ status and a fresh reset, and the scene starts moving. If an input has not
 delivered within :data:`CONNECT_TIMEOUT_S`, the monitor gets the strict status
 anyway, so it calms on the missing input (``plate_stale``/``head_lost``) and
 the operator sees why. No threshold is changed.
+
+Device status: every tick, before the monitor judges, the plate driver's live
+state (``ForcePlate.state``) is mapped into the monitor's status with
+:func:`~vrbalance.director.monitor.plate_status`, the mapping the session
+runner uses, so an unplugged plate is ``plate_lost`` (stop trial) in that very
+tick and a stalled one ``plate_stalled``, not only ``plate_stale`` once its
+frames have aged. While connecting only a *lost* plate is passed on (a plate
+that has not delivered yet is the start gate's business).
+
+The loop thread gets :data:`~vrbalance.realtime.pipeline.RECOMMENDED_TUNING`
+(it shares the process with the renderer); what the system refuses
+(``SCHED_FIFO`` without privilege) is logged, not raised.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import math
 import time
@@ -140,16 +153,6 @@ def parse_size(text: str) -> tuple[int, int]:
     return w, h
 
 
-class _PoseAdapter:
-    """``pose()`` -> ``pose_at(t_s)`` (the simulated head has the former)."""
-
-    def __init__(self, source: Any) -> None:
-        self._source = source
-
-    def pose_at(self, t_s: float) -> Any:
-        return self._source.pose()
-
-
 @dataclass
 class DemoPipeline:
     """Everything the demo runs besides the world, built by :func:`build_pipeline`.
@@ -163,14 +166,20 @@ class DemoPipeline:
     base_head : object or None
         ``pose_at`` source the desktop offsets are added to.
     loop : BalanceLoop or None
-        The balance loop (``None`` if the realtime package is missing).
-    monitor : SafetyMonitor or None
+        The balance loop (``None`` once closed).
+    monitor : SafetyMonitor
+        Judges every tick with :meth:`tick_status` (see :meth:`judge`).
     server, plate : objects or None
-        Simulated plate server and the real driver reading it.
-    stance : Stance or None
+        Simulated plate server and the real driver reading it (``None``
+        with ``--no-plate``).
+    stance : Stance
         For the overlay's base-of-support outline.
-    notes : list of str
-        What is missing, for the log and the overlay.
+    status : MonitorStatus
+        The status set from the main thread (connecting, strict, headset
+        focus): the only writer is the main thread, the loop thread reads it
+        whole each tick and adds the plate's live state.
+    strict_status : MonitorStatus
+        What :attr:`status` becomes once the inputs stream (or time out).
     """
 
     clock: Clock
@@ -182,9 +191,9 @@ class DemoPipeline:
     plate: Any = None
     stance: Any = None
     recorder: Any = None
-    notes: list[str] = field(default_factory=list)
     desktop_pose: bool = True
     head_ready: Any = None
+    status: Any = None
     strict_status: Any = None
     inputs: str = "connecting"
     head_poses: list[int] = field(default_factory=lambda: [0, 0, 0])
@@ -203,6 +212,37 @@ class DemoPipeline:
         """Record an event (operator, headset, start-up) if a recorder runs."""
         if self.recorder is not None:
             self.recorder.event(0, event)
+
+    def update_status(self, **changes: Any) -> None:
+        """Change fields of :attr:`status` (main thread only); the next tick uses it."""
+        self.status = dataclasses.replace(self.status, **changes)
+
+    def tick_status(self) -> Any:
+        """The monitor's status for this tick: :attr:`status` plus the plate's live state.
+
+        Called on the loop thread by :meth:`judge`, before the monitor's
+        step, so a change of the driver's state is judged in the tick that
+        first sees it. The plate's state is mapped by
+        :func:`~vrbalance.director.monitor.plate_status` (as in the session
+        runner). While :attr:`status` expects no plate (connecting, see the
+        module docstring) only a lost plate is passed on.
+        """
+        from vrbalance.director.monitor import PlateStatus, plate_status
+
+        status = self.status
+        plate = self.plate
+        if plate is None:
+            return status
+        live = plate_status(plate.state.value)
+        if live is status.plate or (
+            status.plate is PlateStatus.NONE and live is not PlateStatus.LOST
+        ):
+            return status
+        return dataclasses.replace(status, plate=live)
+
+    def judge(self, state: Any) -> Any:
+        """The loop's monitor step: this tick's status, then the monitor, same tick."""
+        return self.monitor.step(state, self.tick_status())
 
     def poll_inputs(self, world: Any = None) -> str:
         """Main thread, every frame: open the start gate once every input streams.
@@ -225,9 +265,8 @@ class DemoPipeline:
             self._fresh_since_s = now
         if not missing and now - self._fresh_since_s >= STREAMING_HOLD_S:
             self.inputs = "streaming"
-            if self.monitor is not None and self.strict_status is not None:
-                self.monitor.set_status(self.strict_status)
-                self.monitor.request_reset()
+            self.status = self.strict_status
+            self.monitor.request_reset()
             if world is not None:
                 world.resume()
             log.info("demo: inputs streaming after %.2f s", now - t0)
@@ -242,8 +281,7 @@ class DemoPipeline:
             )
         elif now - t0 > CONNECT_TIMEOUT_S:
             self.inputs = "timeout"
-            if self.monitor is not None and self.strict_status is not None:
-                self.monitor.set_status(self.strict_status)
+            self.status = self.strict_status
             why = ", ".join(missing)
             last = self.loop.latest.get() if self.loop is not None else None
             if "tracked head pose" in missing and last is not None and last.head is not None:
@@ -272,9 +310,9 @@ class DemoPipeline:
             return missing
         latest = self.loop.latest.get()
         state = latest.state if latest is not None else None
-        limits = getattr(getattr(self.monitor, "envelope", None), "monitor", None)
-        plate_stale_s = getattr(limits, "plate_stale_s", math.inf)
-        head_stale_s = getattr(limits, "head_stale_s", math.inf)
+        limits = self.monitor.envelope.monitor
+        plate_stale_s = limits.plate_stale_s
+        head_stale_s = limits.head_stale_s
         if self.plate is not None and (
             state is None or state.plate_age_s is None or state.plate_age_s > plate_stale_s
         ):
@@ -347,8 +385,7 @@ def build_pipeline(
 ) -> DemoPipeline:
     """Build plate, head, estimator, safety monitor and balance loop (not started).
 
-    Each part that is missing from this installation is left out with a note,
-    so the demo degrades (head only, no safety) rather than failing.
+    The imports are here, not at the top, so that ``vrbalance --help`` stays fast.
 
     Parameters
     ----------
@@ -360,29 +397,28 @@ def build_pipeline(
         ``head_ready() -> bool``: an extra start-up condition (the headset
         session is focused).
     """
-    pipe = DemoPipeline(clock=clock, head_ready=head_ready)
-    try:
-        from vrbalance.devices.head import ScriptedHeadSource, SwayScript
-    except ImportError as exc:
-        pipe.notes.append(f"no scripted head ({exc}): head stands still")
-        ScriptedHeadSource = SwayScript = None
+    from vrbalance.balance.estimator import BalanceEstimator
+    from vrbalance.balance.geometry import Body
+    from vrbalance.balance.stance import make_stance
+    from vrbalance.config.plates import load_foot_template
+    from vrbalance.devices.head import ScriptedHeadSource, SwayScript
+    from vrbalance.director.monitor import (
+        HeadsetStatus,
+        MonitorStatus,
+        PlateStatus,
+        SafetyMonitor,
+    )
+    from vrbalance.realtime.pipeline import RECOMMENDED_TUNING, BalanceLoop
     from vrbalance.world.desktop_pose import DesktopHead
 
+    pipe = DemoPipeline(clock=clock, head_ready=head_ready)
     pipe.head = DesktopHead(None, clock) if head is None else head
     pipe.desktop_pose = head is None
+    body = Body(height_m=1.70, mass_kg=70.0)
+    pipe.stance = make_stance("feet_apart", body, load_foot_template())
     try:
-        from vrbalance.balance.geometry import Body
-        from vrbalance.balance.stance import make_stance
-        from vrbalance.config.plates import load_foot_template
-
-        body = Body(height_m=1.70, mass_kg=70.0)
-        pipe.stance = make_stance("feet_apart", body, load_foot_template())
-    except ImportError as exc:
-        pipe.notes.append(f"no balance core ({exc})")
-        return pipe
-    plate_geometry = None
-    if with_plate:
-        try:
+        plate_geometry = None
+        if with_plate:
             from vrbalance.devices.driver import ForcePlate
             from vrbalance.devices.pty_server import SimulatedPlateServer
             from vrbalance.devices.simulator import PersonParams
@@ -401,44 +437,21 @@ def build_pipeline(
                 pipe.server.port_path, pipe.server.plate, pipe.server.calibration, clock=clock
             ).open()
             plate_geometry = pipe.server.plate.geometry
-            sim_head = SimulatedHead(pipe.server.signal, body, clock, ankle)
-            pipe.base_head = sim_head if hasattr(sim_head, "pose_at") else _PoseAdapter(sim_head)
-        except ImportError as exc:
-            pipe.notes.append(f"no simulated plate ({exc}): head only")
-            pipe.close()
-            pipe.server = pipe.plate = None
-    if pipe.base_head is None and ScriptedHeadSource is not None:
-        pipe.base_head = ScriptedHeadSource(SwayScript(seed=seed, height_m=body.eye_height_m))
-    if head is None:
-        pipe.head.base_source = pipe.base_head
-    try:
-        from vrbalance.balance.estimator import BalanceEstimator
-        from vrbalance.realtime.pipeline import BalanceLoop
-    except ImportError as exc:
-        pipe.notes.append(f"no balance loop ({exc})")
-        return pipe
-    monitor = None
-    try:
-        from vrbalance.director.monitor import (
-            HeadsetStatus,
-            MonitorStatus,
-            PlateStatus,
-            SafetyMonitor,
-        )
-
+            pipe.base_head = SimulatedHead(pipe.server.signal, body, clock, ankle)
+        else:
+            pipe.base_head = ScriptedHeadSource(SwayScript(seed=seed, height_m=body.eye_height_m))
+        if head is None:
+            pipe.head.base_source = pipe.base_head
         pipe.strict_status = MonitorStatus(
             plate=PlateStatus.STREAMING if pipe.plate is not None else PlateStatus.NONE,
             headset=HeadsetStatus.FOCUSED if head_ready is not None else HeadsetStatus.NONE,
         )
         # Connecting: no plate frame or head pose is expected before the first one
         # (poll_inputs() switches to the strict status when they stream).
-        monitor = SafetyMonitor(status=MonitorStatus(plate=PlateStatus.NONE, head_expected=False))
-        pipe.monitor = monitor
-    except ImportError as exc:
-        pipe.notes.append(f"no safety monitor ({exc})")
-    sinks: list[Any] = [_head_counter(pipe.head_poses)]
-    if record_to is not None:
-        try:
+        pipe.status = MonitorStatus(plate=PlateStatus.NONE, head_expected=False)
+        pipe.monitor = SafetyMonitor(status=pipe.status)
+        sinks: list[Any] = [_head_counter(pipe.head_poses)]
+        if record_to is not None:
             from vrbalance.sessions.recorder import SessionRecorder
 
             pipe.recorder = SessionRecorder(
@@ -446,18 +459,21 @@ def build_pipeline(
             )
             pipe.recorder.start()
             sinks.append(_recording_sink(pipe.recorder))
-        except ImportError as exc:
-            pipe.notes.append(f"no recorder ({exc})")
-    estimator = BalanceEstimator(pipe.stance, body, plate_geometry)
-    pipe.loop = BalanceLoop(
-        estimator,
-        clock=clock,
-        rate_hz=LOOP_RATE_HZ,
-        plate=pipe.plate,
-        head=pipe.head,
-        monitor=monitor,
-        sinks=sinks,
-    )
+        estimator = BalanceEstimator(pipe.stance, body, plate_geometry)
+        # The loop shares the process with the renderer: docs/realtime.md's tuning.
+        pipe.loop = BalanceLoop(
+            estimator,
+            clock=clock,
+            rate_hz=LOOP_RATE_HZ,
+            plate=pipe.plate,
+            head=pipe.head,
+            monitor=pipe.judge,
+            sinks=sinks,
+            **RECOMMENDED_TUNING,  # type: ignore[arg-type]
+        )
+    except BaseException:
+        pipe.close()  # the plate server thread, the port, the recorder
+        raise
     return pipe
 
 
@@ -577,18 +593,18 @@ def _run_xr(
             return  # kept in xr_out.events; recorded once the pipeline exists
         pipe = holder[0]
         pipe.event(event)
-        if event.kind == "loss_pending" and pipe.monitor is not None:
-            pipe.monitor.update_status(headset=HeadsetStatus.LOST)
+        if event.kind == "loss_pending":
+            pipe.update_status(headset=HeadsetStatus.LOST)
             app.status["headset"] = "LOST: press R to reconnect, close the window to end"
 
     def on_focus(focused: bool) -> None:
         # Before the inputs stream the start gate waits for focus; afterwards the
         # monitor judges it (unfocused calms; the operator resumes with R).
         lost = xr_out.session is not None and xr_out.session.lost
-        if holder and holder[0].monitor is not None and holder[0].inputs != "connecting":
+        if holder and holder[0].inputs != "connecting":
             if lost:
                 return  # LOST (set on the loss event) stays until the operator reconnects
-            holder[0].monitor.update_status(
+            holder[0].update_status(
                 headset=HeadsetStatus.FOCUSED if focused else HeadsetStatus.UNFOCUSED
             )
         app.status["headset"] = "focused" if focused else "not focused: scene calmed"
@@ -691,10 +707,6 @@ def connect_world(app: Any, pipe: DemoPipeline, *, xr_out: Any = None) -> None:
         app.add_listener(_reconnect_headset(app, xr_out))
     if pipe.inputs == "connecting":
         app.calm()
-    for note in pipe.notes:
-        log.warning("demo: %s", note)
-    if pipe.notes:
-        app.status["note"] = "; ".join(pipe.notes)
     app.add_task(_status_task(app, pipe), "demo-status")
 
 

@@ -56,6 +56,7 @@ __all__ = [
     "Trigger",
     "Verdict",
     "evaluate",
+    "plate_status",
 ]
 
 #: Time constant of the low-pass filter on the head's vertical velocity, in s.
@@ -193,6 +194,75 @@ class MonitorStatus:
     emergency_stop: bool = False
     trial_elapsed_s: float | None = None
     session_elapsed_s: float | None = None
+
+
+#: The plate driver's states (``ForcePlate.state.value``, see
+#: :class:`vrbalance.devices.driver.PlateState`) as the monitor sees them.
+_PLATE_STATES: dict[str, PlateStatus] = {
+    "none": PlateStatus.NONE,
+    "connecting": PlateStatus.STREAMING,
+    "streaming": PlateStatus.STREAMING,
+    "stalled": PlateStatus.STALLED,
+    "lost": PlateStatus.LOST,
+    "closed": PlateStatus.LOST,
+}
+
+
+def plate_status(state_name: str | None) -> PlateStatus:
+    """The :class:`PlateStatus` for the plate driver's state, by name.
+
+    The one mapping every loop uses (the session runner, the demo), so a
+    driver state means the same thing to the monitor everywhere. It takes the
+    state's name (``ForcePlate.state.value``) rather than the driver's enum
+    so that the director package stays free of device imports.
+
+    ========================  ====================  =====================================
+    driver state              ``PlateStatus``       what the monitor then does
+    ========================  ====================  =====================================
+    ``None`` / ``"none"``     ``NONE``              no plate in this session: plate
+                                                    triggers do not apply
+    ``"connecting"``          ``STREAMING``         frames are expected: judged by their
+                                                    age (``plate_stale``)
+    ``"streaming"``           ``STREAMING``         judged by frame age and contents
+    ``"stalled"``             ``STALLED``           ``plate_stalled`` (calm)
+    ``"lost"``, ``"closed"``  ``LOST``              ``plate_lost`` (stop trial)
+    ========================  ====================  =====================================
+
+    Why ``"connecting"`` is ``STREAMING``: the driver is connecting between
+    opening the port (or reopening it after a loss) and the first good frame.
+    The port is open, so the plate is not lost, and it has not fallen silent
+    after streaming, so it is not stalled; but a plate the monitor judges is
+    one whose frames are due, so the frame-age check must apply:
+    ``STREAMING`` keeps it (``plate_stale``, "no plate frame"), whereas
+    ``NONE`` would switch every plate trigger off. Waiting for the first frame
+    without calming is the start gate's job (the runner's connecting ticks,
+    the demo's connecting status), not the monitor's. ``"closed"`` is
+    ``LOST``: a loop still ticking on a closed plate has lost it.
+
+    Parameters
+    ----------
+    state_name : str or None
+        ``ForcePlate.state.value``; ``None`` (or ``"none"``) when the
+        session has no plate.
+
+    Returns
+    -------
+    PlateStatus
+
+    Raises
+    ------
+    ValueError
+        For an unknown name: mapping it to anything would either hide a lost
+        plate or invent one, so it is a programming error, named.
+    """
+    if state_name is None:
+        return PlateStatus.NONE
+    try:
+        return _PLATE_STATES[state_name]
+    except KeyError:
+        raise ValueError(
+            f"plate state: expected one of {sorted(_PLATE_STATES)} or None, got {state_name!r}"
+        ) from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -775,6 +775,7 @@ class SessionRunner:
         from vrbalance.balance.estimator import BalanceEstimator
         from vrbalance.balance.stance import make_stance
         from vrbalance.realtime.loop import FixedRateLoop
+        from vrbalance.realtime.pipeline import RECOMMENDED_TUNING
 
         level = self._level_for(trial)
         run = _TrialRun(index=index, trial=trial, level=level)
@@ -798,8 +799,15 @@ class SessionRunner:
         self.world.begin_trial(trial, level)
         loop_ref: list[Any] = []
         step = self._make_step(run, estimator, monitor, recorder, plate, head, loop_ref)
+        # Rendering in this thread: tune the loop thread as docs/realtime.md recommends
+        # (refusals, e.g. SCHED_FIFO without privilege, are logged, not raised).
+        rendering = not isinstance(self.world, NullWorld)
         loop = FixedRateLoop(
-            step, rate_hz=self.rate_hz, clock=self.clock, name=f"balance-loop:{index}"
+            step,
+            rate_hz=self.rate_hz,
+            clock=self.clock,
+            name=f"balance-loop:{index}",
+            **(RECOMMENDED_TUNING if rendering else {}),  # type: ignore[arg-type]
         )
         loop_ref.append(loop)
         recorder.event(
@@ -820,7 +828,7 @@ class SessionRunner:
             ),
         )
         try:
-            if isinstance(self.world, NullWorld):
+            if not rendering:
                 loop.run()
             else:
                 loop.start()
@@ -906,7 +914,12 @@ class SessionRunner:
         head: HeadSource | None,
         loop_ref: list[Any],
     ) -> Callable[[int, float], None]:
-        from vrbalance.director.monitor import HeadsetStatus, MonitorStatus, PlateStatus
+        from vrbalance.director.monitor import (
+            HeadsetStatus,
+            MonitorStatus,
+            PlateStatus,
+            plate_status,
+        )
         from vrbalance.realtime.pipeline import BalanceLoop
         from vrbalance.sessions.assessments import los_directions_rad, los_target_distance_m
 
@@ -915,13 +928,6 @@ class SessionRunner:
         head_expected = head is not None
         sway_ref = trial.surround == "sway_referenced"
         directions = los_directions_rad(trial.targets) if trial.assessment == "los" else []
-        plate_map = {
-            "streaming": PlateStatus.STREAMING,
-            "connecting": PlateStatus.STREAMING,
-            "stalled": PlateStatus.STALLED,
-            "lost": PlateStatus.LOST,
-            "closed": PlateStatus.LOST,
-        }
 
         def stop(reason: EndReason) -> None:
             if run.end is None:
@@ -971,7 +977,7 @@ class SessionRunner:
             if run.estop:
                 stop(EndReason.OPERATOR_ABORT)
                 return
-            if plate_map.get(plate_state) is PlateStatus.LOST or run.headset_lost:
+            if plate_status(plate_state) is PlateStatus.LOST or run.headset_lost:
                 what = "headset" if run.headset_lost else "force plate"
                 recorder.event(
                     idx,
@@ -1053,7 +1059,7 @@ class SessionRunner:
             elif headset_ready is not None:
                 headset = HeadsetStatus.FOCUSED
             status = MonitorStatus(
-                plate=plate_map.get(plate_state, PlateStatus.NONE),
+                plate=plate_status(plate_state),
                 headset=headset,
                 head_expected=head_expected,
                 emergency_stop=run.estop,
