@@ -279,10 +279,12 @@ def ms(x: float | None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="2 s per scenario (smoke test)")
+    parser.add_argument(
+        "--quick", action="store_true", help="0.5 s per scenario: a smoke test of ~15 s"
+    )
     parser.add_argument("--seconds", type=float, default=None, help="seconds per scenario")
     args = parser.parse_args(argv)
-    seconds = args.seconds if args.seconds is not None else (2.0 if args.quick else 30.0)
+    seconds = args.seconds if args.seconds is not None else (0.5 if args.quick else 30.0)
 
     load_before = os.getloadavg()
     empty_s, full_s = per_tick_overhead(2000 if args.quick else 20000)
