@@ -49,6 +49,9 @@ from vrbalance.director.monitor import (
     SafetyMonitor,
     Verdict,
 )
+from vrbalance.director.monitor import (
+    plate_status as plate_status_of,
+)
 from vrbalance.director.probe import MonitorProbe
 from vrbalance.events import Event
 from vrbalance.realtime.pipeline import BalanceLoop, TickResult
@@ -65,16 +68,8 @@ LOCKSTEP_WARMUP_FRAMES = 3
 #: Float slack when comparing manual times, s (far below a 1 µs sleep).
 _EPS_S = 1e-9
 
+
 #: Driver state -> monitor status, as the session runner maps it each tick.
-PLATE_STATUS: dict[PlateState, PlateStatus] = {
-    PlateState.CONNECTING: PlateStatus.STREAMING,
-    PlateState.STREAMING: PlateStatus.STREAMING,
-    PlateState.STALLED: PlateStatus.STALLED,
-    PlateState.LOST: PlateStatus.LOST,
-    PlateState.CLOSED: PlateStatus.LOST,
-}
-
-
 class LockstepClock:
     """A manual clock one thread moves; every other thread's sleep waits for it.
 
@@ -195,7 +190,7 @@ class DeviceStatusMonitor:
             # Events first, then the state: the driver sets its state before it
             # queues the event, so an event seen here is never ahead of the status.
             self.device_events.extend((state.tick, e) for e in self.plate.drain_events())
-            plate_status = PLATE_STATUS[self.plate.state]
+            plate_status = plate_status_of(self.plate.state.value)
         self.monitor.set_status(MonitorStatus(plate=plate_status, head_expected=self.head_expected))
         self.statuses.append(plate_status)
         return self.probe.step(state)
