@@ -151,6 +151,27 @@ def test_exception_reraised_from_context_manager_exit() -> None:
             assert failed.wait(10)
 
 
+def test_a_failing_with_body_is_not_masked_by_the_loops_own_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = ManualClock()
+    failed = threading.Event()
+
+    def step(k: int, t_s: float) -> None:
+        if k == 1:
+            failed.set()
+            raise RuntimeError("in the loop thread")
+
+    # The body's error explains what went wrong: it propagates, the loop's is logged.
+    with pytest.raises(KeyError, match="the body's own"):  # noqa: SIM117
+        with FixedRateLoop(step, rate_hz=100, clock=clock, name="masked"):
+            assert failed.wait(10)
+            raise KeyError("the body's own")
+    (record,) = [r for r in caplog.records if "also failed" in r.getMessage()]
+    assert record.getMessage() == "loop 'masked' also failed while the with-body raised"
+    assert record.exc_info is not None and "in the loop thread" in str(record.exc_info[1])
+
+
 def test_stop_is_idempotent_and_loop_single_use() -> None:
     clock = ManualClock()
     stop_at = 50

@@ -76,6 +76,32 @@ _STALL_READS = 3
 _MIN_SLEEP_S = 1e-6
 
 
+def close_after_with(close: Callable[[], None], exc: BaseException | None, what: str) -> None:
+    """Close a lifecycle object at the end of its ``with`` block.
+
+    A clean exit lets ``close``'s own error (a pending step exception)
+    propagate. When the body is already failing, a failure of ``close`` is
+    logged instead of raised, so it cannot mask the body's exception, the one
+    that explains what went wrong.
+
+    Parameters
+    ----------
+    close : callable
+        The object's ``close``/``stop``.
+    exc : BaseException or None
+        What the ``with`` body raised, if anything.
+    what : str
+        How to name the object in the log, e.g. ``"loop 'balance'"``.
+    """
+    if exc is None:
+        close()
+        return
+    try:
+        close()
+    except Exception:
+        logger.exception("%s also failed while the with-body raised", what)
+
+
 class LoopState(enum.Enum):
     """Life cycle of a :class:`FixedRateLoop` (single use, like a thread)."""
 
@@ -449,14 +475,7 @@ class FixedRateLoop:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if exc is None:
-            self.stop()
-            return
-        # The body is already failing: do not mask its exception with the loop's.
-        try:
-            self.stop()
-        except Exception:
-            logger.exception("loop %r also failed while the with-body raised", self.name)
+        close_after_with(self.stop, exc, f"loop {self.name!r}")
 
     def _raise_pending(self) -> None:
         if self._error is not None and not self._error_reported:

@@ -40,7 +40,14 @@ from typing import Generic, Protocol, Self, TypeVar, runtime_checkable
 from vrbalance.balance.state import BalanceState
 from vrbalance.clock import Clock
 from vrbalance.devices.head import HeadPoseSource
-from vrbalance.realtime.loop import DEFAULT_SPIN_S, FixedRateLoop, LoopHealth, LoopState, LoopStats
+from vrbalance.realtime.loop import (
+    DEFAULT_SPIN_S,
+    FixedRateLoop,
+    LoopHealth,
+    LoopState,
+    LoopStats,
+    close_after_with,
+)
 from vrbalance.realtime.publish import LatestValue
 from vrbalance.samples import HeadPose, PlateFrame
 
@@ -481,10 +488,4 @@ class QueueSink(Generic[T]):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if exc is None:
-            self.close()
-            return
-        try:
-            self.close()
-        except Exception:
-            logger.exception("sink %r also failed while the with-body raised", self._name)
+        close_after_with(self.close, exc, f"sink {self._name!r}")
