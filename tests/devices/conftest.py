@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 import tty
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -43,3 +44,21 @@ def _private_data_folder(
 ) -> None:
     """Keep a developer's own measured calibrations out of the tests."""
     monkeypatch.setenv("VRBALANCE_DATA", str(tmp_path_factory.mktemp("data")))
+
+
+def _wait_until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout_s} s")
+        time.sleep(0.002)
+
+
+@pytest.fixture
+def wait_until() -> Callable[..., None]:
+    """``wait_until(condition, timeout_s=5.0)``: poll a condition a device thread sets.
+
+    A deadline long enough to tell a hang from a busy machine, not a fixed
+    sleep: the test goes on as soon as the condition holds.
+    """
+    return _wait_until

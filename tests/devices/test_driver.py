@@ -22,15 +22,6 @@ from vrbalance.errors import DeviceError, ProtocolError
 from vrbalance.samples import PlateFrame
 
 
-def wait_until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    """Poll a condition set by the reader thread (a deadline, not a fixed sleep)."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout_s} s")
-        time.sleep(0.002)
-
-
 def _six_axis_counts(n: int) -> list[tuple[int, ...]]:
     # ~700 N on Fz, CoP moving along x; counts through the nominal calibration.
     return [
@@ -40,7 +31,7 @@ def _six_axis_counts(n: int) -> list[tuple[int, ...]]:
 
 
 def test_binary_six_axis_frames_through_a_pty_into_cop(
-    six_axis: PlateSpec, pty_pair: tuple[int, str]
+    six_axis: PlateSpec, pty_pair: tuple[int, str], wait_until: Callable[..., None]
 ) -> None:
     master, path = pty_pair
     clock = ManualClock(100.0)
@@ -77,7 +68,7 @@ def test_binary_six_axis_frames_through_a_pty_into_cop(
 
 
 def test_ascii_lines_with_banner_and_crlf_through_a_pty(
-    wii: PlateSpec, pty_pair: tuple[int, str]
+    wii: PlateSpec, pty_pair: tuple[int, str], wait_until: Callable[..., None]
 ) -> None:
     master, path = pty_pair
     cal = load_calibration("wii-balance-board")
@@ -102,7 +93,7 @@ def test_ascii_lines_with_banner_and_crlf_through_a_pty(
     np.testing.assert_allclose(cop.vertical_force_n, 686.5, atol=0.01)
 
 
-def test_loop_url_and_ring_buffer_overflow(wii: PlateSpec) -> None:
+def test_loop_url_and_ring_buffer_overflow(wii: PlateSpec, wait_until: Callable[..., None]) -> None:
     with ForcePlate("loop://", wii, buffer_frames=10, wait_for_first_frame=False) as plate:
         plate.serial_port.write(
             b"\n" + b"".join(AsciiLineProtocol.encode(i, i, (1, 2, 3, 4)) for i in range(50))
@@ -115,7 +106,9 @@ def test_loop_url_and_ring_buffer_overflow(wii: PlateSpec) -> None:
     assert stats.overflowed == 40
 
 
-def test_simulated_plates_stream_in_both_protocols(wii: PlateSpec) -> None:
+def test_simulated_plates_stream_in_both_protocols(
+    wii: PlateSpec, wait_until: Callable[..., None]
+) -> None:
     for protocol in ("ascii", "binary"):
         with (
             SimulatedPlateServer(wii, protocol=protocol, rate_hz=500, seed=0) as sim,
@@ -133,7 +126,9 @@ def test_simulated_plates_stream_in_both_protocols(wii: PlateSpec) -> None:
         assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
 
 
-def test_unplug_and_replug_mid_stream_resumes(six_axis: PlateSpec) -> None:
+def test_unplug_and_replug_mid_stream_resumes(
+    six_axis: PlateSpec, wait_until: Callable[..., None]
+) -> None:
     # How fast it resumes is a figure of benchmarks/bench_serial.py (replug ->
     # streaming, target < 1 s); this test checks what happens, with deadlines
     # only long enough to tell a hang from a busy machine.
@@ -178,7 +173,9 @@ class _ReadCountingClock(ManualClock):
         return super().now_s()
 
 
-def test_stall_is_detected_on_the_injected_clock(wii: PlateSpec, pty_pair: tuple[int, str]) -> None:
+def test_stall_is_detected_on_the_injected_clock(
+    wii: PlateSpec, pty_pair: tuple[int, str], wait_until: Callable[..., None]
+) -> None:
     master, path = pty_pair
     clock = _ReadCountingClock()
     with ForcePlate(path, wii, clock=clock, stall_after_s=0.1, wait_for_first_frame=False) as plate:
@@ -284,7 +281,7 @@ def test_random_bytes_at_the_wrong_baud_rate_are_a_protocol_error(
 
 
 def test_a_failing_frames_hook_is_a_parse_error_not_a_lost_port(
-    wii: PlateSpec, pty_pair: tuple[int, str]
+    wii: PlateSpec, pty_pair: tuple[int, str], wait_until: Callable[..., None]
 ) -> None:
     master, path = pty_pair
     calls = []
@@ -307,7 +304,9 @@ def test_a_failing_frames_hook_is_a_parse_error_not_a_lost_port(
     assert "plate_parse_error" in kinds and "plate_lost" not in kinds
 
 
-def test_a_closed_plate_can_be_opened_again(wii: PlateSpec) -> None:
+def test_a_closed_plate_can_be_opened_again(
+    wii: PlateSpec, wait_until: Callable[..., None]
+) -> None:
     with SimulatedPlateServer(wii, rate_hz=200, seed=0) as sim:
         plate = ForcePlate(sim.port_path, sim.plate)
         for _ in range(2):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 
 import pytest
@@ -12,14 +11,6 @@ import serial
 from vrbalance.config.plates import PlateSpec
 from vrbalance.devices.driver import ForcePlate, PlateState
 from vrbalance.devices.pty_server import BANNER, SimulatedPlateServer
-
-
-def _wait(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout_s} s")
-        time.sleep(0.005)
 
 
 def test_port_is_raw_so_binary_bytes_pass_unchanged(wii: PlateSpec) -> None:
@@ -60,25 +51,31 @@ def test_plate_id_keyword_and_defaults() -> None:
         SimulatedPlateServer("wii-balance-board", plate_id="generic-six-axis")
 
 
-def test_scripted_unplug_and_replug_keep_the_path(wii: PlateSpec) -> None:
+def test_scripted_unplug_and_replug_keep_the_path(
+    wii: PlateSpec, wait_until: Callable[..., None]
+) -> None:
     with (
         SimulatedPlateServer(wii, rate_hz=200, script="unplug@0.4s,replug@0.8s", seed=0) as sim,
         ForcePlate(sim.port_path, sim.plate) as plate,
     ):
-        _wait(lambda: plate.state is PlateState.LOST, 2.0)
+        wait_until(lambda: plate.state is PlateState.LOST, 2.0)
         assert not os.path.exists(sim.port_path)
-        _wait(lambda: plate.state is PlateState.STREAMING and plate.stats().reconnects == 1, 2.0)
+        wait_until(
+            lambda: plate.state is PlateState.STREAMING and plate.stats().reconnects == 1, 2.0
+        )
         kinds = [e.kind for e in plate.drain_events()]
     assert kinds[-3:] == ["plate_lost", "plate_connecting", "plate_reconnected"]
 
 
-def test_scripted_stall_shows_as_stalled_then_streaming(wii: PlateSpec) -> None:
+def test_scripted_stall_shows_as_stalled_then_streaming(
+    wii: PlateSpec, wait_until: Callable[..., None]
+) -> None:
     with (
         SimulatedPlateServer(wii, rate_hz=200, script="stall@0.3s:duration=0.4", seed=0) as sim,
         ForcePlate(sim.port_path, sim.plate, stall_after_s=0.1) as plate,
     ):
-        _wait(lambda: plate.state is PlateState.STALLED, 2.0)
-        _wait(lambda: plate.state is PlateState.STREAMING, 2.0)
+        wait_until(lambda: plate.state is PlateState.STALLED, 2.0)
+        wait_until(lambda: plate.state is PlateState.STREAMING, 2.0)
         kinds = [e.kind for e in plate.drain_events()]
         assert sim.frames_unsent > 0
     assert kinds == ["plate_connecting", "plate_streaming", "plate_stalled", "plate_streaming"]
