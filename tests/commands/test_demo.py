@@ -71,15 +71,37 @@ def test_offscreen_demo_runs_the_pipeline_and_writes_screenshots(tmp_path: Path,
 _XR_TESTS = str(Path(__file__).resolve().parents[1] / "xr")
 
 
-def _fake_xr(script: dict[int, str] | None = None):
-    """The fake OpenXR runtime (tests/xr/fake_runtime.py) with runtime-side actions by frame."""
+def _fake_xr(script: dict[int, str] | None = None, monkeypatch=None):
+    """The fake OpenXR runtime (tests/xr/fake_runtime.py) with runtime-side actions.
+
+    ``script`` maps frame numbers to runtime actions. With ``monkeypatch`` the
+    frames are counted from the demo's ``inputs_streaming`` event (the scene has
+    started), so the actions land after the start-up gate however slowly a
+    loaded machine renders; without it, from the session's first frame.
+    """
     import sys
+    import threading
 
     if _XR_TESTS not in sys.path:
         sys.path.insert(0, _XR_TESTS)
     from fake_runtime import FakeXr
 
     from vrbalance.xr.gl import make_gl_texture
+
+    started = threading.Event()
+    if monkeypatch is None:
+        started.set()
+    else:
+        from vrbalance.commands import demo
+
+        record_event = demo.DemoPipeline.event
+
+        def event(self, ev) -> None:
+            if ev.kind == "inputs_streaming":
+                started.set()
+            record_event(self, ev)
+
+        monkeypatch.setattr(demo.DemoPipeline, "event", event)
 
     class ScriptedFake(FakeXr):
         def __init__(self) -> None:
@@ -88,10 +110,11 @@ def _fake_xr(script: dict[int, str] | None = None):
             self.frame_no = 0
 
         def wait_frame(self, session, frame_wait_info=None):
-            self.frame_no += 1
-            action = self.script.pop(self.frame_no, None)
-            if action is not None:
-                getattr(self, action)()
+            if started.is_set():
+                self.frame_no += 1
+                action = self.script.pop(self.frame_no, None)
+                if action is not None:
+                    getattr(self, action)()
             return super().wait_frame(session, frame_wait_info)
 
     return ScriptedFake()
@@ -154,7 +177,7 @@ def test_xr_demo_on_the_fake_runtime_focus_loss_and_session_loss(
     monkeypatch, tmp_path: Path, capsys
 ) -> None:
     """Head from the headset at the loop's rate; unfocus calms; a loss is recorded, not fatal."""
-    fake = _fake_xr({60: "lose_focus", 90: "regain_focus", 140: "lose_session"})
+    fake = _fake_xr({10: "lose_focus", 40: "regain_focus", 70: "lose_session"}, monkeypatch)
     _use_fake(monkeypatch, fake)
     rc = main(["demo", "--xr", "--seconds", "3", "--size", "64x36", "--out", str(tmp_path)])
     assert rc == 0

@@ -335,15 +335,33 @@ _XR_TESTS = str(Path(__file__).resolve().parents[1] / "xr")
 
 
 def _xr_session(monkeypatch: pytest.MonkeyPatch, script: dict[int, str]) -> Any:
-    """Route ``run --xr`` to the fake OpenXR runtime with runtime-side actions by frame."""
+    """Route ``run --xr`` to the fake OpenXR runtime with runtime-side actions.
+
+    ``script`` maps a frame number, counted from the frame on which the trial
+    started (the runner's ``inputs_streaming`` event), to a runtime action.
+    Counting from the trial's start, not from the session's, keeps the actions
+    inside the trial however slowly a loaded machine renders.
+    """
     import sys
+    import threading
 
     if _XR_TESTS not in sys.path:
         sys.path.insert(0, _XR_TESTS)
     from fake_runtime import FakeXr
 
     from vrbalance.commands import run as run_command
+    from vrbalance.sessions.recorder import SessionRecorder
     from vrbalance.xr.gl import HeadlessBinding, make_gl_texture
+
+    trial_started = threading.Event()
+    record_event = SessionRecorder.event
+
+    def event(self: SessionRecorder, trial: int, ev: Any) -> None:
+        if ev.kind == "inputs_streaming":
+            trial_started.set()
+        record_event(self, trial, ev)
+
+    monkeypatch.setattr(SessionRecorder, "event", event)
 
     class ScriptedFake(FakeXr):
         def __init__(self) -> None:
@@ -351,10 +369,11 @@ def _xr_session(monkeypatch: pytest.MonkeyPatch, script: dict[int, str]) -> Any:
             self.frame_no = 0
 
         def wait_frame(self, session: Any, frame_wait_info: Any = None) -> Any:
-            self.frame_no += 1
-            action = script.pop(self.frame_no, None)
-            if action is not None:
-                getattr(self, action)()
+            if trial_started.is_set():
+                self.frame_no += 1
+                action = script.pop(self.frame_no, None)
+                if action is not None:
+                    getattr(self, action)()
             return super().wait_frame(session, frame_wait_info)
 
     fake = ScriptedFake()
@@ -390,7 +409,7 @@ def test_xr_with_offscreen_or_no_render_is_refused(data: Path, capsys) -> None:
 def test_xr_focus_loss_pauses_the_trial_and_focus_resumes_it(
     data: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    fake = _xr_session(monkeypatch, {40: "lose_focus", 80: "regain_focus"})
+    fake = _xr_session(monkeypatch, {10: "lose_focus", 50: "regain_focus"})
     rc, folder = _run_xr(data)
     assert rc == 0 and fake.violations == []
     out = capsys.readouterr().out
@@ -424,7 +443,7 @@ def test_xr_focus_loss_pauses_the_trial_and_focus_resumes_it(
 def test_xr_session_loss_ends_the_session_as_device_lost_and_keeps_the_recording(
     data: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    fake = _xr_session(monkeypatch, {60: "lose_session"})
+    fake = _xr_session(monkeypatch, {10: "lose_session"})
     rc, folder = _run_xr(data)
     assert rc == 0 and fake.violations == []
     out = capsys.readouterr().out
