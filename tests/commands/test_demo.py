@@ -179,7 +179,7 @@ def test_xr_demo_on_the_fake_runtime_focus_loss_and_session_loss(
     """Head from the headset at the loop's rate; unfocus calms; a loss is recorded, not fatal."""
     fake = _fake_xr({10: "lose_focus", 40: "regain_focus", 70: "lose_session"}, monkeypatch)
     _use_fake(monkeypatch, fake)
-    rc = main(["demo", "--xr", "--seconds", "3", "--size", "64x36", "--out", str(tmp_path)])
+    rc = main(["demo", "--xr", "--seconds", "6", "--size", "64x36", "--out", str(tmp_path)])
     assert rc == 0
     assert fake.violations == []
     out = capsys.readouterr().out
