@@ -472,18 +472,26 @@ class WorldApp:
             self._fixed_dt_s = None
 
     def screenshot(self, path: str | Path) -> Path:
-        """Render one frame and save the main output to ``path`` (PNG); returns the path."""
-        from panda3d.core import Filename
+        """Render one frame and save the main output to ``path`` (PNG); returns the path.
+
+        The PNG is encoded by Pillow, which releases the GIL while it compresses:
+        Panda3D's own ``saveScreenshot`` holds it for ~0.4 s at 1280x720 on this
+        CPU, long enough to starve the plate reader thread and trip the safety
+        monitor's stale-plate check in the middle of a demo.
+        """
+        from PIL import Image
 
         self._require_open()
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         self.step_frames(1)
         # The frame just rendered is in the back buffer; render once more so the
-        # saved image is the one with this frame's state (Panda saves the last flip).
+        # saved image is the one with this frame's state (Panda reads the last flip).
         self.base.graphicsEngine.renderFrame()
-        if not self.base.win.saveScreenshot(Filename.fromOsSpecific(str(path))):
-            raise OSError(f"could not write screenshot {path}")
+        try:
+            Image.fromarray(self.image()).save(path, format="PNG")
+        except OSError as exc:
+            raise OSError(f"could not write screenshot {path}: {exc}") from exc
         return path
 
     def image(self) -> np.ndarray:
