@@ -263,3 +263,40 @@ def test_the_loop_thread_is_tuned_when_the_runner_renders(tmp_path, quiet) -> No
     assert world.switch_intervals_s
     assert RECOMMENDED_TUNING["gil_switch_interval_s"] in world.switch_intervals_s
     assert sys.getswitchinterval() == before_s
+
+
+def test_start_gate_hands_its_newest_frame_to_the_first_judged_tick() -> None:
+    from vrbalance.samples import PlateFrame
+    from vrbalance.sessions.runner import _GateCarryOver
+
+    def frame(seq: int) -> PlateFrame:
+        return PlateFrame(seq, None, seq * 0.01, (100.0, 100.0, 100.0, 100.0))
+
+    class Plate:
+        def __init__(self, batches: list[list[PlateFrame]]) -> None:
+            self.batches = batches
+
+        def drain(self) -> list[PlateFrame]:
+            return self.batches.pop(0) if self.batches else []
+
+        def drain_events(self) -> list[Any]:
+            return []
+
+    carry = _GateCarryOver(Plate([[frame(1), frame(2)], [], [frame(3)]]))
+    assert carry.hold_newest() is True  # gate tick with frames: keeps only the newest
+    assert carry.hold_newest() is False  # a gate tick without frames keeps what it had
+    # First judged tick: the held frame, then whatever arrived since.
+    assert [f.seq for f in carry.drain()] == [2, 3]
+    assert carry.drain() == []  # handed over once
+
+
+def test_no_trial_starts_with_a_stale_plate(
+    run_session: Callable[..., Any], quiet: Callable[..., Any]
+) -> None:
+    """A 100 Hz plate under the 250 Hz loop sends nothing in most ticks: the first
+    judged tick must still see a frame, or every other trial would open calm."""
+    result = run_session([quiet(f"q{i}", 0.5) for i in range(4)], seconds_scale=0.1)
+    events = read_rows(result.folder / "events.csv")
+    assert [e["kind"] for e in events].count("inputs_streaming") == 4
+    stale = [e for e in events if e["kind"] in ("plate_stale", "calm")]
+    assert stale == []

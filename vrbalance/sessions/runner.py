@@ -163,6 +163,32 @@ class PlateSource(Protocol):
     def drain_events(self) -> list[Event]: ...
 
 
+class _GateCarryOver:
+    """The plate feed of one trial: hands the first judged tick the gate's newest frame.
+
+    The start gate drains the plate without judging it; a 100 Hz plate under a
+    250 Hz loop delivers nothing in most ticks, so without this the trial's
+    first tick would often see no frame at all and the monitor would calm for
+    ``plate_stale`` ("no plate frame") at the very start. The frame handed over
+    is recorded with that first tick, so a replay sees exactly the same input.
+    """
+
+    def __init__(self, plate: PlateSource) -> None:
+        self._plate = plate
+        self._held: list[Any] = []
+
+    def hold_newest(self) -> bool:
+        """Drain the plate during the start gate, keeping only its newest frame."""
+        frames = self._plate.drain()
+        if frames:
+            self._held = frames[-1:]
+        return bool(frames)
+
+    def drain(self) -> list[Any]:
+        held, self._held = self._held, []
+        return held + self._plate.drain()
+
+
 class HeadSource(Protocol):
     """A head-pose source (:class:`vrbalance.devices.head.HeadPoseSource`)."""
 
@@ -944,11 +970,12 @@ class SessionRunner:
         def judge(state: BalanceState) -> Any:
             return monitor.step(state, status_now[0])
 
+        carry = _GateCarryOver(plate) if plate is not None else None
         balance = BalanceLoop(
             estimator,
             clock=self.clock,
             rate_hz=self.rate_hz,
-            plate=plate,
+            plate=carry,
             head=head,
             monitor=judge,
             name=f"balance-loop:{idx}",
@@ -964,7 +991,7 @@ class SessionRunner:
             world stays calm; a plate that reports itself lost, a lost headset
             and the operator's stop end the trial at once.
             """
-            if plate is not None and plate.drain():
+            if carry is not None and carry.hold_newest():
                 run.last_frame_rx_s = t_s  # frames arrived by this tick
             pose = head.pose_at(t_s) if head is not None else None
             if pose is not None and not pose.tracked:
