@@ -107,13 +107,16 @@ def test_every_stream_round_trips_exactly(tmp_path: Path) -> None:
 def test_files_are_owner_only_even_with_a_permissive_umask(tmp_path: Path) -> None:
     old = os.umask(0o000)
     try:
-        folder = tmp_path / "patients" / "s"
+        folder = tmp_path / "sessions" / "patient" / "s"
         with SessionRecorder(folder, {"session_id": "s", "patient_id": "p"}) as rec:
             rec.state(0, _state(0))
     finally:
         os.umask(old)
+    # Every folder the recorder made is private (a listable sessions/ would show
+    # patient ids); the pre-existing tmp_path is left alone.
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     assert stat.S_IMODE(folder.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(folder.parent.parent.stat().st_mode) == 0o700
     for path in folder.iterdir():
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
 

@@ -318,8 +318,17 @@ def event_from_row(row: Mapping[str, str]) -> Event:
 
 
 def make_private_dir(path: Path) -> Path:
-    """Create ``path`` (and parents) and make it ``0o700`` whatever the umask."""
-    path.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+    """Create ``path`` (and parents) and make it ``0o700`` whatever the umask.
+
+    Every folder this creates is private, not only the last one: ``mkdir(parents=
+    True)`` would give the parents the umask's mode, and a world-listable
+    ``sessions/`` folder shows every patient's id. Folders that already existed
+    are left as they were (they may be the user's own, or ``/tmp``).
+    """
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    for folder in reversed(missing):  # top-down
+        folder.mkdir(mode=DIR_MODE, exist_ok=True)
+        os.chmod(folder, DIR_MODE)
     os.chmod(path, DIR_MODE)
     return path
 
