@@ -193,44 +193,51 @@ def test_db_flag_and_env_select_the_database(
     assert not (data / "vrbalance.sqlite3").exists()
 
 
-@pytest.mark.slow
-def test_ctrl_c_ends_the_session_cleanly_and_files_it(data: Path) -> None:
+def _run_until_recording(
+    data: Path, patient: str, min_state_bytes: int, *, capture: bool
+) -> tuple[Any, Path]:
+    """Start ``vrbalance run --simulate --no-render`` in a subprocess and wait until
+    its state.csv holds ``min_state_bytes`` (real time must pass for real rows).
+
+    Returns the process and the state file; the caller ends the process.
+    """
     import os
-    import signal
     import subprocess
     import sys
     import time
 
-    assert main(["patient", "add", "P8"]) == 0
+    assert main(["patient", "add", patient]) == 0
     env = {**os.environ, "VRBALANCE_DATA": str(data)}
+    argv = ["run", "--patient", patient, "--protocol", "baseline", "--simulate", "--no-render"]
+    out = subprocess.PIPE if capture else subprocess.DEVNULL
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "vrbalance",
-            "run",
-            "--patient",
-            "P8",
-            "--protocol",
-            "baseline",
-            "--simulate",
-            "--no-render",
-        ],
+        [sys.executable, "-m", "vrbalance", *argv],
         env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stdout=out,
+        stderr=out,
         text=True,
     )
+    deadline = time.monotonic() + 20.0
+    while time.monotonic() < deadline:
+        found = [
+            p
+            for p in (data / "sessions" / patient).glob("*/state.csv")
+            if p.stat().st_size > min_state_bytes
+        ]
+        if found:
+            return proc, found[0]
+        time.sleep(0.1)
+    proc.kill()
+    proc.communicate(timeout=10)
+    raise AssertionError("the session never started recording")
+
+
+@pytest.mark.slow
+def test_ctrl_c_ends_the_session_cleanly_and_files_it(data: Path) -> None:
+    import signal
+
+    proc, state_csv = _run_until_recording(data, "P8", 20000, capture=True)
     try:
-        deadline = time.monotonic() + 20.0
-        state_csv = None
-        while time.monotonic() < deadline:  # wait for real rows (real time must pass)
-            found = list((data / "sessions" / "P8").glob("*/state.csv"))
-            if found and found[0].stat().st_size > 20000:
-                state_csv = found[0]
-                break
-            time.sleep(0.1)
-        assert state_csv is not None, "the session never started recording"
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=20)
     finally:
@@ -270,48 +277,16 @@ def test_protocol_outside_the_envelope_is_refused_before_anything_starts(
 def test_a_killed_session_is_imported_reported_and_replayed(
     data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import os
     import signal
-    import subprocess
-    import sys
-    import time
 
-    assert main(["patient", "add", "P5"]) == 0
-    env = {**os.environ, "VRBALANCE_DATA": str(data)}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "vrbalance",
-            "run",
-            "--patient",
-            "P5",
-            "--protocol",
-            "baseline",
-            "--simulate",
-            "--no-render",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc, state_csv = _run_until_recording(data, "P5", 40000, capture=False)
     try:
-        deadline = time.monotonic() + 20.0
-        found: list[Path] = []
-        while time.monotonic() < deadline and not found:
-            found = [
-                p
-                for p in (data / "sessions" / "P5").glob("*/state.csv")
-                if p.stat().st_size > 40000
-            ]
-            time.sleep(0.1)
-        assert found, "the session never started recording"
         proc.send_signal(signal.SIGKILL)  # a crash: nothing gets to clean up
         proc.wait(timeout=10)
     finally:
         if proc.poll() is None:
             proc.kill()
-    folder = found[0].parent
+    folder = state_csv.parent
     assert read_sidecar(folder)["status"] == "recording"
     assert main(["patient", "import", str(folder)]) == 0
     with Store(data / "vrbalance.sqlite3") as store:

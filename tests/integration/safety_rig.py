@@ -22,7 +22,6 @@ Two clocks drive it:
 
 from __future__ import annotations
 
-import contextlib
 import math
 import threading
 import time
@@ -54,6 +53,7 @@ from vrbalance.director.monitor import (
 )
 from vrbalance.director.probe import MonitorProbe
 from vrbalance.events import Event
+from vrbalance.realtime.loop import close_after_with
 from vrbalance.realtime.pipeline import BalanceLoop, TickResult
 from vrbalance.sessions.sim import SIM_COP_AHEAD_OF_ANKLE_M, SimulatedHead
 
@@ -360,11 +360,8 @@ class Rig:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self.loop is not None and exc is None:
-            self.loop.stop()
-        elif self.loop is not None:
-            with contextlib.suppress(Exception):
-                self.loop.stop()
+        if self.loop is not None:
+            close_after_with(self.loop.stop, exc, "rig's balance loop")
         if self.plate is not None:
             self.plate.close()
         if self.lockstep is not None:
