@@ -74,6 +74,25 @@ def test_set_envelope_validates_against_the_hard_caps(
     bad.write_text("[levels]\npark = 3\n[time]\nmax_trial_s = 1e9\n")
     assert main(["patient", "set-envelope", "P5", str(bad)]) == 2
     assert "bad.toml" in capsys.readouterr().err
+    # A folder, a stance the library does not know: one line each, no traceback.
+    assert main(["patient", "set-envelope", "P5", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"vrbalance patient: error: {tmp_path}: is a folder, expected a .toml file" in err
+    assert "Traceback" not in err
+    bad.write_text('[stances]\nallowed = ["moonwalk"]\n')
+    assert main(["patient", "set-envelope", "P5", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad} [stances] allowed: unknown stance 'moonwalk'" in err
+
+
+def test_a_patient_id_with_a_trailing_newline_is_refused(
+    db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``$`` matches before a final newline: ids are checked as a whole (``\\A...\\Z``)."""
+    assert main(["patient", "add", "P001\n"]) == 2
+    assert "patient id 'P001\\n': expected 1-64 letters" in capsys.readouterr().err
+    with Store(db) as store:
+        assert store.patients() == []
 
 
 def test_import_of_a_non_session_folder_is_a_clear_error(

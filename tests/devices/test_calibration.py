@@ -68,6 +68,15 @@ def test_loader_errors_name_file_and_field(tmp_path: Path) -> None:
     path.write_text(text.replace("[1e-4, 1e-4, -1e-4, 1e-4]", "[1e-4]"))
     with pytest.raises(ConfigError, match=r"bad\.toml gains: expected 4 numbers, got 1"):
         load_calibration(path)
+    # Finite but absurd: an overflow to infinite forces later, refused now by name.
+    path.write_text(text.replace("-1e-4", "1e308"))
+    with pytest.raises(
+        ConfigError, match=r"bad\.toml gains\[2\]: 1e\+308 per count is beyond any balance plate"
+    ):
+        load_calibration(path)
+    path.write_text(text.replace("[0, 0, 0, 0]", "[0, 0, 1e300, 0]").replace("-1e-4", "1e-4"))
+    with pytest.raises(ConfigError, match=r"bad\.toml offsets_counts\[2\]: expected a value in"):
+        load_calibration(path)
 
 
 def test_converter_applies_offsets_gains_and_channel_map(wii: PlateSpec) -> None:

@@ -120,6 +120,13 @@ def test_toml_value_beyond_a_cap_names_file_field_cap_and_value(
         ({"levels": {"park": 2.5}}, r"\[levels\] park: expected an integer"),
         ({"stances": {"allowed": []}}, r"allowed_stances: expected a non-empty list"),
         ({"stances": {"allowed": ["Feet Apart"]}}, r"stance names are lower_case"),
+        (
+            {"stances": {"allowed": ["feet_apart", "moonwalk"]}},
+            r"bad\.toml \[stances\] allowed: unknown stance 'moonwalk'; the stance library "
+            r"has feet_apart, feet_together, semi_tandem, tandem, single_left, single_right",
+        ),
+        ({"stances": {"allowed": ["tandem\n"]}}, r"stance names are lower_case words, got 'tan"),
+        ({"levels": {"park\n": 2}}, r"scene names are lower_case words, got 'park\\n'"),
         ({"monitor": {"warn_margin_m": 0.005}}, r"\[monitor\] warn_margin_m: expected a value"),
         ({"monitor": {"edge_margin_m": -0.01}}, r"\[monitor\] edge_margin_m: expected a value"),
         ({"time": {"max_trial_s": 300.0, "max_session_s": 200.0}}, r"max_session_s: expected"),

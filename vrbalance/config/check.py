@@ -29,7 +29,8 @@ def load_toml(path: str | Path) -> dict[str, Any]:
     PermissionError
         If it cannot be read.
     ConfigError
-        If it is not valid TOML (message gives the parser's line and column).
+        If it is not valid TOML (message gives the parser's line and column),
+        or the path is a folder.
     """
     path = Path(path)
     try:
@@ -39,6 +40,10 @@ def load_toml(path: str | Path) -> dict[str, Any]:
         raise FileNotFoundError(f"{path}: no such file") from None
     except PermissionError:
         raise PermissionError(f"{path}: permission denied") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, expected a .toml file") from None
+    except NotADirectoryError:
+        raise ConfigError(f"{path}: a part of the path is not a folder") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: malformed TOML: {exc}") from exc
     except UnicodeDecodeError as exc:

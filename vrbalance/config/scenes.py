@@ -48,7 +48,7 @@ log.addHandler(logging.NullHandler())
 MIN_LEVELS = 10
 #: ... and for enough parameters that difficulty is more than one knob.
 MIN_PARAMETERS = 6
-_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+_NAME_RE = re.compile(r"\A[a-z][a-z0-9_]*\Z")
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,7 +43,7 @@ import numpy.typing as npt
 
 from vrbalance.config.check import Fields, load_toml
 from vrbalance.errors import ConfigError, DeviceError
-from vrbalance.resources import data_dir
+from vrbalance.resources import data_dir, user_data_root
 from vrbalance.samples import PlateFrame, RawFrame
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,15 @@ GRAVITY_M_S2 = 9.80665
 
 KINDS: tuple[str, ...] = ("cells4", "six_axis")
 N_CHANNELS = {"cells4": 4, "six_axis": 6}
+#: Largest gain a calibration may hold, in N/count (forces) or N·m/count (moments).
+#: A count is the plate's resolution: a balance plate must resolve a few newtons
+#: of a 700 N stance to place the CoP within millimetres, so a gain of 10 N/count
+#: (1 kg per count) is already far coarser than any usable plate. Larger values
+#: are typos or corrupt files (1e308 would overflow to infinite forces).
+MAX_GAIN_PER_COUNT = 10.0
+#: Largest offset magnitude, in counts: the widest counts any supported protocol
+#: sends are int32 (binary frames; the ASCII HX711 boards send 24-bit values).
+MAX_OFFSET_COUNTS = 2.0**31
 SIX_AXIS_FITTED = (2, 3, 4)
 """Core indices of Fz, Mx, My: the six-axis channels a resting mass excites."""
 
@@ -134,9 +143,7 @@ def user_calibration_path(plate_id: str) -> Path:
     folder may be read-only (an installed wheel), and a measured calibration
     belongs to this machine's plate, not to the software.
     """
-    from vrbalance.sessions.paths import data_root
-
-    return data_root() / "calibrations" / f"{plate_id}.toml"
+    return user_data_root() / "calibrations" / f"{plate_id}.toml"
 
 
 def find_calibration(plate_id: str) -> Calibration:
@@ -180,11 +187,19 @@ def load_calibration(name_or_path: str | Path) -> Calibration:
         raise ConfigError(f"{path} date: expected an ISO date string, got {date!r}")
     method = table.string("method", options=("nominal", "fit"))
     n = N_CHANNELS[kind]
-    offsets = table.numbers("offsets_counts", length=n)
+    offsets = table.numbers(
+        "offsets_counts", length=n, min_value=-MAX_OFFSET_COUNTS, max_value=MAX_OFFSET_COUNTS
+    )
     gains = table.numbers("gains", length=n)
     for i, gain in enumerate(gains):
         if not gain > 0.0:
             raise ConfigError(f"{path} gains[{i}]: expected a value > 0, got {gain!r}")
+        if gain > MAX_GAIN_PER_COUNT:
+            raise ConfigError(
+                f"{path} gains[{i}]: {gain!r} per count is beyond any balance plate "
+                f"(at most {MAX_GAIN_PER_COUNT:g} N or N*m per count); re-run "
+                "`vrbalance calibrate plate` or restore the file"
+            )
     residuals = table.table("residuals", default={})
     mass_kg = residuals.number("mass_kg", default=0.0, min_value=0.0)
     rms_n = residuals.number("rms_n", default=0.0, min_value=0.0)

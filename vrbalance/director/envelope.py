@@ -54,7 +54,7 @@ __all__ = [
     "level_violations",
 ]
 
-_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+_NAME_RE = re.compile(r"\A[a-z][a-z0-9_]*\Z")
 
 #: Stances a new patient may train in before a therapist allows harder ones:
 #: both feet on the ground, side by side (the widest, safest bases of support).
@@ -313,6 +313,24 @@ class MonitorThresholds:
             raise ConfigError(str(exc).replace("MonitorThresholds", table.where, 1)) from None
 
 
+def _check_stance_names(stances: Sequence[object], where: str) -> None:
+    """Refuse a stance name the stance library does not know (a typo allows nothing).
+
+    ``allowed = ["moonwalk"]`` would otherwise pass, and a misspelt
+    ``"single_lef"`` would silently leave the stance the therapist meant
+    forbidden while the file looks as if it allowed it.
+    """
+    from vrbalance.balance.stance import STANCE_NAMES
+
+    for s in stances:
+        if not isinstance(s, str) or not _NAME_RE.match(s):
+            raise ConfigError(f"{where}: stance names are lower_case words, got {s!r}")
+        if s not in STANCE_NAMES:
+            raise ConfigError(
+                f"{where}: unknown stance {s!r}; the stance library has " + ", ".join(STANCE_NAMES)
+            )
+
+
 def _level_cap(level: int, name: str, where: str) -> int:
     if level > HARD_CAPS.max_level:
         raise ConfigError(
@@ -486,11 +504,7 @@ class SafetyEnvelope:
                 f"{where} allowed_stances: expected a non-empty list of stance names, "
                 f"got {stances!r}"
             )
-        for s in stances:
-            if not isinstance(s, str) or not _NAME_RE.match(s):
-                raise ConfigError(
-                    f"{where} allowed_stances: stance names are lower_case words, got {s!r}"
-                )
+        _check_stance_names(stances, f"{where} allowed_stances")
         object.__setattr__(self, "allowed_stances", tuple(dict.fromkeys(stances)))
         if not isinstance(self.monitor, MonitorThresholds):
             raise ConfigError(
@@ -566,6 +580,8 @@ class SafetyEnvelope:
             )
         stances = root.table("stances", default={})
         allowed = stances.raw("allowed", default=list(defaults.allowed_stances))
+        if isinstance(allowed, list):
+            _check_stance_names(allowed, f"{stances.where} allowed")
         kwargs["allowed_stances"] = tuple(allowed) if isinstance(allowed, list) else allowed
         kwargs["monitor"] = MonitorThresholds.from_fields(root.table("monitor", default={}))
         for sub in (visual, time_t, stances):
@@ -619,9 +635,9 @@ LEVEL_PARAMETERS: Mapping[str, str] = {
     "passing_distance_m": "min_passing_distance_m",
 }
 
-_TILT_RE = re.compile(r"^(surround|sway)_(roll|pitch|yaw|tilt)(_amplitude)?_deg$")
-_RATE_RE = re.compile(r"^(surround|sway)_([a-z]+_)?(rate|velocity|speed)_dps$")
-_FREQ_RE = re.compile(r"^(surround|sway)_(freq|frequency)_hz$")
+_TILT_RE = re.compile(r"\A(surround|sway)_(roll|pitch|yaw|tilt)(_amplitude)?_deg\Z")
+_RATE_RE = re.compile(r"\A(surround|sway)_([a-z]+_)?(rate|velocity|speed)_dps\Z")
+_FREQ_RE = re.compile(r"\A(surround|sway)_(freq|frequency)_hz\Z")
 
 
 def level_violations(params: Mapping[str, float], envelope: SafetyEnvelope) -> list[str]:

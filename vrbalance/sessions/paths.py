@@ -13,19 +13,17 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-DATA_ENV = "VRBALANCE_DATA"
+from vrbalance.resources import DATA_ENV, user_data_root
+
+__all__ = ["DATA_ENV", "DB_ENV", "DB_FILENAME", "data_root", "db_path", "sessions_root"]
+
 DB_ENV = "VRBALANCE_DB"
 DB_FILENAME = "vrbalance.sqlite3"
 
 
 def data_root(environ: Mapping[str, str] | None = None) -> Path:
     """The vrbalance data folder (``$VRBALANCE_DATA`` or the user data directory)."""
-    env = os.environ if environ is None else environ
-    if env.get(DATA_ENV):
-        return Path(env[DATA_ENV]).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("vrbalance"))
+    return user_data_root(environ)
 
 
 def sessions_root(environ: Mapping[str, str] | None = None) -> Path:

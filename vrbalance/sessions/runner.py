@@ -65,7 +65,7 @@ UNTRACKED_HEAD_HINT = (
 #: Inputs count as streaming once fresh (within the monitor's own staleness
 #: limits) for this long, s.
 STREAMING_HOLD_S = 0.2
-PATIENT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+PATIENT_ID_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 
 
 class EndReason(enum.Enum):
