@@ -146,13 +146,23 @@ def test_unsafe_patient_id_is_refused(data: Path, capsys: pytest.CaptureFixture[
 
 
 @pytest.mark.slow
-def test_session_survives_a_corrupt_database_and_imports_later(
-    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_session_survives_a_database_broken_before_filing_and_imports_later(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """The database breaks during the session: the recording is kept, filed later."""
+    from vrbalance.sessions.runner import SessionRunner
+
     assert main(["patient", "add", "P1"]) == 0
     db = data / "vrbalance.sqlite3"
     good = db.read_bytes()
-    db.write_bytes(b"garbage, not sqlite" * 64)
+    run_session = SessionRunner.run
+
+    def run_then_break_the_database(self: SessionRunner) -> Any:
+        result = run_session(self)
+        db.write_bytes(b"garbage, not sqlite" * 64)
+        return result
+
+    monkeypatch.setattr(SessionRunner, "run", run_then_break_the_database)
     rc = main(
         [
             "run",
@@ -177,6 +187,61 @@ def test_session_survives_a_corrupt_database_and_imports_later(
     con = sqlite3.connect(db)
     assert con.execute("SELECT end_reason FROM sessions").fetchall() == [("completed",)]
     con.close()
+
+
+def test_an_unreadable_patient_record_refuses_the_session(
+    data: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Fail closed: a locked, broken or damaged record never falls back to the defaults."""
+    from vrbalance.commands import run as run_command
+
+    monkeypatch.setattr(run_command, "DB_TIMEOUT_S", 0.2)
+    assert main(["patient", "add", "P1", "--mass-kg", "70"]) == 0
+    db = data / "vrbalance.sqlite3"
+    argv = ["run", "--patient", "P1", "--protocol", "baseline", "--simulate", "--no-render"]
+    holder = sqlite3.connect(db)
+    holder.execute("BEGIN EXCLUSIVE")  # another program holds the database
+    try:
+        assert main(argv) == 2
+    finally:
+        holder.rollback()
+        holder.close()
+    err = capsys.readouterr().err
+    assert "vrbalance run: error: cannot read patient P1's safety envelope and body: " in err
+    assert "database is locked by another program" in err
+    assert "the session was not started (vrbalance never runs a patient on default limits)" in err
+    # A damaged envelope in the record: refused the same way, naming what to do.
+    con = sqlite3.connect(db)
+    con.execute("UPDATE patients SET envelope_json = '{\"levels\": ' WHERE id = 'P1'")
+    con.commit()
+    con.close()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "patient 'P1': the stored envelope is not valid JSON" in err
+    assert "set it again with `vrbalance patient set-envelope P1 FILE.toml`" in err
+    # A missing database: no patient, nothing recorded.
+    db.unlink()
+    assert main(argv) == 2
+    assert "no patient 'P1'" in capsys.readouterr().err
+    assert not (data / "sessions").exists()
+
+
+def test_a_bad_calibration_is_refused_before_a_session_folder_exists(
+    data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["patient", "add", "P1"]) == 0
+    bad = data / "calibrations" / "wii-balance-board.toml"
+    bad.parent.mkdir(parents=True)
+    bad.write_text(
+        'plate_id = "wii-balance-board"\nkind = "cells4"\ndate = "2026-01-01"\n'
+        'method = "fit"\noffsets_counts = [0, 0, 0, 0]\ngains = [1e308, 1e-4, 1e-4, 1e-4]\n'
+    )
+    argv = ["run", "--patient", "P1", "--protocol", "baseline", "--simulate", "--no-render"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"vrbalance run: error: {bad} gains[0]: 1e+308 per count is beyond any" in err
+    assert "Traceback" not in err
+    assert not (data / "sessions").exists()
 
 
 def test_db_flag_and_env_select_the_database(

@@ -9,6 +9,9 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
+#: How long ``run`` waits for a database another program holds locked, s.
+DB_TIMEOUT_S = 5.0
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -111,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
         new_session_folder,
         patient_envelope,
     )
-    from vrbalance.sessions.store import Patient, Store, StoreError, import_session
+    from vrbalance.sessions.store import Store, StoreError, import_session
 
     check_patient_id(args.patient)
     xr = bool(getattr(args, "xr", False))
@@ -125,15 +128,18 @@ def run(args: argparse.Namespace) -> int:
     path = db_path(args.db)
     start_levels: dict[str, int] = {}
     try:
-        with Store(path) as store:
+        with Store(path, timeout_s=DB_TIMEOUT_S) as store:
             patient = store.patient(args.patient)
             start_levels = store.last_levels(args.patient)
     except StoreError as exc:
         if str(exc).startswith("no patient"):
             raise
-        # Never lose a session to the database: record now, import later.
-        print(f"vrbalance run: warning: {exc}; recording anyway (import it later)", file=sys.stderr)
-        patient = Patient(args.patient)
+        # Fail closed: the envelope and body come from the record, never from defaults
+        # (a locked database must not relax a patient's limits to the shipped ones).
+        raise StoreError(
+            f"cannot read patient {args.patient}'s safety envelope and body: {exc}; "
+            "the session was not started (vrbalance never runs a patient on default limits)"
+        ) from None
     # Refuse what the envelope does not allow before opening devices or the world.
     check_protocol(protocol, patient_envelope(patient), args.seconds_scale)
     clock = MonotonicClock()

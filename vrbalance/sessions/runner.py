@@ -241,9 +241,12 @@ class SimulatedDevices:
         self, plate_id: str, body: Any, clock: Clock, *, seed: int, extra_script: str = ""
     ) -> None:
         from vrbalance.config.plates import load_plate
+        from vrbalance.devices.calibration import find_calibration
 
         self.plate_id = plate_id
         self.plate = load_plate(plate_id)
+        # The driver's calibration, read and validated now: before any folder exists.
+        self.calibration = find_calibration(self.plate.id)
         self._body = body
         self._clock = clock
         self._seed = seed
@@ -274,7 +277,9 @@ class SimulatedDevices:
             self.plate, script=script, seed=self._seed + index, clock=self._clock, person=person
         ).start()
         try:
-            self._driver = ForcePlate(self._server.port_path, self.plate, clock=self._clock).open()
+            self._driver = ForcePlate(
+                self._server.port_path, self.plate, self.calibration, clock=self._clock
+            ).open()
         except VrBalanceError:
             self._server.stop()
             raise
@@ -298,9 +303,12 @@ class SerialDevices:
 
     def __init__(self, plate_id: str, port: str, clock: Clock) -> None:
         from vrbalance.config.plates import load_plate
+        from vrbalance.devices.calibration import find_calibration
 
         self.plate_id = plate_id
         self.plate = load_plate(plate_id)
+        # Read and validated before the session folder exists (a bad file records nothing).
+        self.calibration = find_calibration(self.plate.id)
         self._port = port
         self._clock = clock
         self._driver: Any = None
@@ -309,7 +317,9 @@ class SerialDevices:
         from vrbalance.devices.driver import ForcePlate
 
         if self._driver is None:
-            self._driver = ForcePlate(self._port, self.plate, clock=self._clock).open()
+            self._driver = ForcePlate(
+                self._port, self.plate, self.calibration, clock=self._clock
+            ).open()
         return self._driver, None
 
     def close_trial(self) -> None:

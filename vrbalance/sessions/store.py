@@ -158,7 +158,19 @@ class Patient:
         }
 
 
-def _patient_from_row(row: sqlite3.Row) -> Patient:
+def _patient_from_row(row: sqlite3.Row, path: Path | None = None) -> Patient:
+    try:
+        envelope = json.loads(row["envelope_json"] or "{}")
+    except json.JSONDecodeError as exc:
+        raise StoreError(
+            f"{path}: patient {row['id']!r}: the stored envelope is not valid JSON ({exc}); "
+            f"set it again with `vrbalance patient set-envelope {row['id']} FILE.toml`"
+        ) from None
+    if not isinstance(envelope, dict):
+        raise StoreError(
+            f"{path}: patient {row['id']!r}: the stored envelope is not a table; "
+            f"set it again with `vrbalance patient set-envelope {row['id']} FILE.toml`"
+        )
     return Patient(
         id=row["id"],
         name=row["name"],
@@ -167,7 +179,7 @@ def _patient_from_row(row: sqlite3.Row) -> Patient:
         height_m=row["height_m"],
         mass_kg=row["mass_kg"],
         foot_length_m=row["foot_length_m"],
-        envelope=json.loads(row["envelope_json"] or "{}"),
+        envelope=envelope,
         notes=row["notes"],
         created_utc=row["created_utc"],
     )
@@ -319,13 +331,13 @@ class Store:
                 f"no patient {patient_id!r} in {self.path}; "
                 f"add one with `vrbalance patient add {patient_id}`"
             )
-        return _patient_from_row(row)
+        return _patient_from_row(row, self.path)
 
     def patients(self) -> list[Patient]:
         """All patients, by id."""
         with self._guard():
             rows = self._db.execute("SELECT * FROM patients ORDER BY id").fetchall()
-        return [_patient_from_row(r) for r in rows]
+        return [_patient_from_row(r, self.path) for r in rows]
 
     def set_envelope(self, patient_id: str, envelope: Mapping[str, Any]) -> Patient:
         """Replace a patient's safety envelope (the director's per-patient limits)."""
