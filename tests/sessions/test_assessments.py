@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from vrbalance.sessions.assessments import (
+    directional_control_pct,
     equilibrium_score,
     los_directions_rad,
     los_summary,
@@ -103,3 +104,66 @@ def test_los_fast_way_back_is_not_the_primary_movement() -> None:
     assert res.max_excursion_pct == pytest.approx(60.0, abs=1.0)
     assert res.directional_control_pct > 80.0  # jitter is smoothed, not counted as path
     assert 0.6 < res.reaction_time_s < 1.0
+
+
+Leg = tuple[float, float] | tuple[float, float, float]
+
+
+def _legs(
+    rate_hz: float, hold_s: float, legs: list[Leg], speed_mps: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """A scripted path: still for ``hold_s``, then straight legs at one speed, then still.
+
+    Each leg is ``(dx, dy)`` or ``(dx, dy, pause_s)``: a pause after it lets a
+    reversal reach its turning point exactly (the 0.1 s smoothing would
+    otherwise cut the tip). Returns ``(t, xy)``: a path whose on- and
+    off-target lengths are known exactly.
+    """
+    points = [np.zeros(2)]
+    for leg in legs:
+        dx, dy = leg[0], leg[1]
+        start = points[-1]
+        n = max(1, round(math.hypot(dx, dy) / speed_mps * rate_hz))
+        for k in range(1, n + 1):
+            points.append(start + np.array([dx, dy]) * k / n)
+        pause_s = leg[2] if len(leg) == 3 else 0.0
+        points.extend([points[-1]] * int(pause_s * rate_hz))
+    hold = int(hold_s * rate_hz)
+    xy = np.vstack([np.zeros((hold, 2)), np.array(points), np.repeat(points[-1:], 200, axis=0)])
+    return np.arange(xy.shape[0]) / rate_hz, xy
+
+
+@pytest.mark.parametrize(
+    ("legs", "expected_pct"),
+    [
+        # Straight to 8 cm: no extraneous movement.
+        ([(0.0, 0.08)], 100.0),
+        # 2 cm sideways first, then 8 cm forward: on 8, off 2 -> 100·6/8.
+        ([(0.02, 0.0), (0.0, 0.08)], 75.0),
+        # 3 cm the wrong way (backward), then 9 cm forward to +6 cm: on 9, off 3.
+        ([(0.0, -0.03, 0.3), (0.0, 0.09)], 100.0 * 6.0 / 9.0),
+        # 1 cm sideways and back, then 6 cm forward: on 6, off 2.
+        ([(0.01, 0.0, 0.3), (-0.01, 0.0), (0.0, 0.06)], 100.0 * 4.0 / 6.0),
+    ],
+)
+def test_los_directional_control_of_scripted_paths(
+    legs: list[Leg], expected_pct: float
+) -> None:
+    """Paths whose on- and off-target lengths are known give NeuroCom's DCL exactly."""
+    t, xy = _legs(100.0, 0.5, legs, speed_mps=0.1)
+    res = los_target(t, xy, 0.0, 0.0, target_distance_m=0.1)  # target straight ahead
+    assert res.directional_control_pct == pytest.approx(expected_pct, abs=0.5)
+
+
+def test_los_directional_control_stays_in_its_range() -> None:
+    """More extraneous than intended movement scores 0, never a negative percentage."""
+    # 4 cm forward while zig-zagging ±2 cm sideways: 16 cm across, 4 cm on target.
+    zigzag = [(0.02, 0.005), (-0.04, 0.01), (0.04, 0.01), (-0.04, 0.01), (0.02, 0.005)]
+    t, xy = _legs(100.0, 0.5, zigzag, speed_mps=0.1)
+    res = los_target(t, xy, 0.0, 0.0, target_distance_m=0.1)
+    assert res.directional_control_pct == 0.0
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        path = np.cumsum(rng.normal(0.0, 0.01, (50, 2)), axis=0)
+        dcl = directional_control_pct(path, (0.0, 1.0))
+        assert math.isnan(dcl) or 0.0 <= dcl <= 100.0

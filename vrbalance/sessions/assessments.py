@@ -22,11 +22,23 @@ Limits of Stability (NeuroCom LOS; Clark et al. 1997)
     movement's end point), end-point excursion (projection where the primary
     movement first stops, speed under 10 % of its peak, before the largest
     excursion, in % of the target distance), maximal excursion (largest
-    projection in the window, %), and
-    directional control (``100·(on − off)/on`` with ``on`` the end-point
-    projection and ``off`` the path length across ``u`` up to the end point).
-    Speeds, the end point and ``off`` use the path smoothed by a 0.1 s moving
-    average (tracking jitter would otherwise add path that is not movement).
+    projection in the window, %), and directional control.
+
+    Directional control follows NeuroCom's definition (Balance Manager
+    clinical operations guide, LOS; Clark, Rose & Fujimoto 1997, Arch Phys
+    Med Rehabil 78:1078-1084): "a comparison of the amount of movement in the
+    intended direction (toward the target) to the amount of extraneous
+    movement (away from the target)", ``DCL = 100·(on − off)/on``, where, over
+    the path from the cue to the end point, ``on`` is the path length made
+    toward the target (positive increments of the projection on ``u``) and
+    ``off`` the extraneous path: across ``u`` plus any movement back, away
+    from the target. 100 % is a straight line to the end point. Its defined
+    range is 0-100 %: a path with more extraneous than intended movement has
+    no directional control and scores 0 (the published formula would go
+    negative there, which is not a percentage a clinician can read).
+    Speeds, the end point and the path lengths use the path smoothed by a
+    0.1 s moving average (tracking jitter would otherwise add path that is
+    not movement).
 
 mCTSIB (Shumway-Cook & Horak 1986; Cohen et al. 1993)
     Sway velocity of the CoP per condition (m/s), and the trial's duration
@@ -156,7 +168,8 @@ class LosTarget:
     endpoint_excursion_pct, max_excursion_pct : float
         Excursions in % of the target distance.
     directional_control_pct : float
-        ``100·(on − off)/on``; 100 is a straight line to the target.
+        ``100·(on − off)/on`` in 0-100 (:func:`directional_control_pct`);
+        100 is a straight line to the target.
     """
 
     direction_deg: float
@@ -197,7 +210,6 @@ def los_target(
     if t.size < 3 or target_distance_m <= 0:
         return nan
     u = np.array([math.sin(direction_rad), math.cos(direction_rad)])
-    v = np.array([u[1], -u[0]])
     rel = xy - xy[0]
     along = rel @ u
     # Speeds, the end point and the off-axis path come from the path smoothed
@@ -207,7 +219,6 @@ def los_target(
     width = max(1, round(LOS_SMOOTH_S / dt_med)) if dt_med > 0 else 1
     smooth = uniform_filter1d(rel, size=width, axis=0, mode="nearest") if width > 1 else rel
     along_s = smooth @ u
-    across = smooth @ v
     onset_idx = np.flatnonzero(along >= LOS_ONSET_FRACTION * target_distance_m)
     if onset_idx.size == 0:
         return LosTarget(
@@ -239,8 +250,7 @@ def los_target(
         velocity = path / float(t[i95] - t[i0])
     else:
         velocity = math.nan
-    off = float(np.abs(np.diff(across[: i_end + 1])).sum())
-    dcl = 100.0 * (endpoint - off) / endpoint if endpoint > 0 else math.nan
+    dcl = directional_control_pct(smooth[: i_end + 1], u)
     return LosTarget(
         direction_deg=math.degrees(direction_rad),
         reaction_time_s=float(t[i0] - cue_t_s),
@@ -249,6 +259,35 @@ def los_target(
         max_excursion_pct=100.0 * float(along.max()) / target_distance_m,
         directional_control_pct=dcl,
     )
+
+
+def directional_control_pct(path_m: ArrayLike, direction: ArrayLike) -> float:
+    """NeuroCom directional control of a path toward a target, 0-100 %.
+
+    Parameters
+    ----------
+    path_m : array_like, shape (N, 2)
+        The (smoothed) path from the cue to the end point, metres.
+    direction : array_like, shape (2,)
+        Unit vector toward the target.
+
+    Returns
+    -------
+    float
+        ``100·(on − off)/on`` clipped to 0-100 (module docstring); NaN when
+        the path never moved toward the target (``on`` = 0).
+    """
+    u = np.asarray(direction, dtype=float)
+    steps = np.diff(np.asarray(path_m, dtype=float), axis=0)
+    if steps.size == 0:
+        return math.nan
+    along = steps @ u
+    across = steps @ np.array([u[1], -u[0]])
+    on = float(along[along > 0].sum())
+    off = float(np.abs(across).sum() - along[along < 0].sum())
+    if on <= 0:
+        return math.nan
+    return float(np.clip(100.0 * (on - off) / on, 0.0, 100.0))
 
 
 def los_directions_rad(n_targets: int) -> list[float]:
