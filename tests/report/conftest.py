@@ -32,7 +32,15 @@ def recording(tmp_path: Path) -> Path:
         "session_id": "P9-test",
         "patient_id": "P9",
         "patient": {"id": "P9", "birth_year": 1950},
-        "protocol": {"name": "mixed", "title": "Mixed test protocol"},
+        "protocol": {
+            "name": "mixed",
+            "title": "Mixed test protocol",
+            # The tasks, as a protocol's trials carry them (trials.csv has none).
+            "trials": [
+                {"name": t[0], "task": {"LoS": "reach", "Crowd": "walk"}.get(t[0], "quiet")}
+                for t in TRIALS
+            ],
+        },
         "rate_hz": RATE_HZ,
         "clock_origin_s": 100.0,
         "plate": {"id": "wii-balance-board"},

@@ -35,7 +35,7 @@ def test_report_has_every_section_and_the_summary_numbers(recording: Path, tmp_p
     assert all(base64.b64decode(i)[:8] == b"\x89PNG\r\n\x1a\n" for i in images)
     assert not re.search(r'src="https?:', text) and "<link" not in text  # self-contained
     assert measures_from_html(text) == summarize_folder(recording)
-    assert "cop_off_bos" in text and "safety_stop" in text
+    assert "cop_off_bos" in text and "safety stop" in text
     assert "P9 (76 years)" in text and "Old, eyes closed, firm" in text
     assert steps[0] == "reading" and steps[-1] == "done"
 
@@ -49,3 +49,38 @@ def test_report_of_a_recording_cut_short_says_so(recording: Path, tmp_path: Path
 
 def test_default_report_location_is_the_session_folder(recording: Path) -> None:
     assert session_report(recording) == recording / "report.html"
+
+
+def _visible(text: str) -> str:
+    """The page without its machine-readable JSON (what a clinician reads)."""
+    return re.sub(r"<script.*?</script>", "", text, flags=re.S)
+
+
+def test_only_comparable_trials_get_reference_percentiles(recording: Path, tmp_path: Path) -> None:
+    """Quiet stance, feet apart, still world, completed: the rest say why there is none."""
+    text = _visible(session_report(recording, tmp_path / "r.html").read_text())
+    reference = text[text.index("<h2>Standing against reference") : text.index("<h2>Events")]
+    ranked, _, unranked = reference.partition("Why no reference")
+    # Baseline (eyes open) and mCTSIB 2 (eyes closed) are quiet stance on a firm plate.
+    assert "Old, eyes open, firm" in ranked and "Old, eyes closed, firm" in ranked
+    for name in ("SOT 3", "LoS", "Crowd"):
+        assert f'<td class="l">{name}</td>' not in ranked, name
+    assert "SOT 3</td><td class=\"l\">sway-referenced surround" in unranked
+    assert "LoS</td><td class=\"l\">reach task" in unranked
+    assert "Crowd</td><td class=\"l\">walk task" in unranked
+    # Clinical labels and units, no internal keys.
+    assert "CoP mean velocity" in ranked and "mm/s" in ranked and "cm²" in ranked
+    assert not re.search(r"cop[ _](velocity|area|mfreq)|_mps|_m2", text)
+
+
+def test_simulated_and_shortened_sessions_are_marked(recording: Path, tmp_path: Path) -> None:
+    import json
+
+    sidecar = recording / "session.json"
+    meta = json.loads(sidecar.read_text())
+    assert "Not comparable" not in session_report(recording, tmp_path / "a.html").read_text()
+    meta.update(simulated=True, seconds_scale=0.1)
+    sidecar.write_text(json.dumps(meta))
+    text = session_report(recording, tmp_path / "b.html").read_text()
+    assert "Not comparable with full-length sessions of a real patient" in text
+    assert "simulated patient; shortened to 10 % of the protocol" in text

@@ -146,9 +146,7 @@ def _legs(
         ([(0.01, 0.0, 0.3), (-0.01, 0.0), (0.0, 0.06)], 100.0 * 4.0 / 6.0),
     ],
 )
-def test_los_directional_control_of_scripted_paths(
-    legs: list[Leg], expected_pct: float
-) -> None:
+def test_los_directional_control_of_scripted_paths(legs: list[Leg], expected_pct: float) -> None:
     """Paths whose on- and off-target lengths are known give NeuroCom's DCL exactly."""
     t, xy = _legs(100.0, 0.5, legs, speed_mps=0.1)
     res = los_target(t, xy, 0.0, 0.0, target_distance_m=0.1)  # target straight ahead

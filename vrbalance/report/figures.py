@@ -266,9 +266,9 @@ def reference_plot(rows: Sequence[tuple[str, Any]]) -> bytes:
 
     ``rows`` is ``[(trial label, Standing), ...]``.
     """
-    from vrbalance.report.reference import VARIABLES, reference_values
+    from vrbalance.report.reference import DISPLAY, VARIABLES, reference_values
 
-    measures = list(VARIABLES)
+    measures = list(DISPLAY)
     labels = sorted({label for label, _ in rows}, key=[label for label, _ in rows].index)
     fig = Figure(figsize=(11, 0.7 * len(labels) + 1.6))
     for m, measure in enumerate(measures):
@@ -283,18 +283,19 @@ def reference_plot(rows: Sequence[tuple[str, Any]]) -> bytes:
             ref = reference_values(
                 None if group == "all ages" else group, eyes, surface, VARIABLES[measure][0]
             )
+            k = DISPLAY[measure][2]
             ax.boxplot(
-                [ref[np.isfinite(ref)]],
+                [k * ref[np.isfinite(ref)]],
                 positions=[y],
                 **_HORIZONTAL,
                 widths=0.5,
                 whis=(5, 95),
                 showfliers=False,
             )
-            ax.plot([st.value], [y], "o", color="#c44e52", ms=7)
+            ax.plot([k * st.value], [y], "o", color="#c44e52", ms=7)
             ax.annotate(
                 f"P{st.percentile:.0f}",
-                (st.value, y),
+                (k * st.value, y),
                 xytext=(4, 6),
                 textcoords="offset points",
                 fontsize=7,
@@ -302,7 +303,7 @@ def reference_plot(rows: Sequence[tuple[str, Any]]) -> bytes:
             )
         ax.set_yticks(range(len(labels)))
         ax.set_yticklabels(labels if m == 0 else [""] * len(labels), fontsize=8)
-        ax.set_xlabel(f"{VARIABLES[measure][0]} ({VARIABLES[measure][2]})", fontsize=9)
+        ax.set_xlabel(f"{DISPLAY[measure][0]} ({DISPLAY[measure][1]})", fontsize=9)
         ax.tick_params(labelsize=8)
         ax.set_ylim(-0.7, len(labels) - 0.3)
     fig.suptitle(

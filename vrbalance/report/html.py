@@ -23,7 +23,8 @@ from typing import Any
 
 from vrbalance import __version__
 from vrbalance.report import figures
-from vrbalance.report.reference import CITATION, standing
+from vrbalance.report.marks import SessionMarks, marks_of
+from vrbalance.report.reference import CITATION, DISPLAY, comparable, standing
 from vrbalance.sessions.recorder import FILE_MODE, make_private_dir
 from vrbalance.sessions.summary import Measure, summarize_folder
 
@@ -38,6 +39,7 @@ th { background: #f3f3f3; } td.l, th.l { text-align: left; }
 .meta td { text-align: left; border: none; padding: 1px 10px 1px 0; }
 img { max-width: 100%; } .note { color: #666; font-size: 0.85em; }
 .alarm { color: #c44e52; font-weight: bold; } .warning { color: #b8641d; }
+.marks { background: #fff3cd; border: 1px solid #e0b84c; padding: 0.5em 1em; }
 """
 
 
@@ -119,6 +121,11 @@ def session_report(
             f"vrbalance {html.escape(str((meta.get('software') or {}).get('vrbalance', '')))}",
         ),
     ]
+    marks = session_marks(meta, data.trials)
+    if marks.labels():
+        meta_rows.append(
+            ("Marked", '<span class="warning">' + "; ".join(marks.labels()) + "</span>")
+        )
     if meta.get("status") == "recording":
         meta_rows.append(
             (
@@ -126,6 +133,13 @@ def session_report(
                 '<span class="alarm">recording was cut short (crash or '
                 "power loss); everything up to the last second is shown</span>",
             )
+        )
+    if not marks.comparable:
+        parts.append(
+            '<p class="marks"><b>Not comparable with full-length sessions of a real '
+            f"patient:</b> {html.escape('; '.join(marks.labels()))}. The progress page "
+            "leaves this session out of its trends (vrbalance progress --include-all "
+            "shows it).</p>"
         )
     parts.append(
         '<table class="meta">'
@@ -148,7 +162,7 @@ def session_report(
                 + (" (sway-ref.)" if tr["surround"] == "sway_referenced" else ""),
                 html.escape(tr["level"]),
                 _fmt(by.get((i, "duration_s"))),
-                f'<span class="{cls}">{html.escape(reason)}</span>',
+                f'<span class="{cls}">{html.escape(reason.replace("_", " "))}</span>',
                 _fmt(by.get((i, "cop_velocity_mps")), 1000.0),
                 _fmt(by.get((i, "cop_area_m2")), 1e4, 2),
                 _fmt(by.get((i, "cop_mfreq_hz")), 1.0, 2),
@@ -321,17 +335,43 @@ def _assessments(data: figures.SessionData, by: dict[tuple[int, str], float | No
     return out
 
 
+def session_marks(meta: dict[str, Any], trials: Sequence[dict[str, str]]) -> SessionMarks:
+    """The marks of a recorded session (simulated, shortened, device lost, not started)."""
+    return marks_of(
+        simulated=meta.get("simulated", False),
+        seconds_scale=meta.get("seconds_scale"),
+        end_reason=meta.get("end_reason"),
+        trials=trials,
+    )
+
+
+def trial_task(meta: dict[str, Any], trial: dict[str, str]) -> str:
+    """A trial's task (``quiet``, ``step_up``...) from the protocol in the sidecar.
+
+    ``trials.csv`` has no task column; the sidecar keeps the whole protocol,
+    matched by the trial's name. Unknown (an older or hand-made recording): the
+    task is ``"unknown"``, which no reference compares with.
+    """
+    name = trial.get("name", "").removesuffix(" (incomplete)")
+    for planned in (meta.get("protocol") or {}).get("trials") or []:
+        if planned.get("name") == name:
+            return str(planned.get("task", "quiet"))
+    return "unknown"
+
+
 def _reference(
     data: figures.SessionData, by: dict[tuple[int, str], float | None], age: float | None
 ) -> list[str]:
     pairs = []
+    without: list[tuple[str, str]] = []
     for tr in data.trials:
-        if tr["surround"] != "fixed" or tr["stance"] not in ("feet_apart", "feet_together"):
-            continue
-        if tr["end_reason"] != "completed" or tr["assessment"] == "los":
+        why = comparable(tr, trial_task(data.meta, tr))
+        if why is not None:
+            without.append((tr["name"], why))
             continue
         i = int(tr["trial"])
-        for measure in ("cop_velocity_mps", "cop_area_m2", "cop_mfreq_hz"):
+        found = False
+        for measure in DISPLAY:
             value = by.get((i, measure))
             st = (
                 standing(
@@ -346,46 +386,64 @@ def _reference(
             )
             if st is not None:
                 pairs.append((tr["name"], st))
+                found = True
+        if not found:
+            without.append((tr["name"], "no centre-of-pressure measures (plate not loaded?)"))
     out = ["<h2>Standing against reference values (BDS, Santos &amp; Duarte 2016)</h2>"]
     if not pairs:
         out.append("<p>No completed quiet-stance trial to compare.</p>")
-        return out
-    out.append(_img(figures.reference_plot(pairs), "reference values"))
-    rows = [
-        [
-            html.escape(label),
-            html.escape(s.group),
-            s.measure.replace("_", " "),
-            f"{s.value:.2f} {s.unit}",
-            f"{s.median:.2f}",
-            f"{s.p5:.2f}–{s.p95:.2f}",
-            f"{s.percentile:.0f}",
-            str(s.n),
-        ]
-        for label, s in pairs
-    ]
-    out.append(
-        _table(
-            [
-                "Trial",
-                "Reference group",
-                "Measure",
-                "Patient",
-                "Median",
-                "5–95 %",
-                "Percentile",
-                "n",
-            ],
-            rows,
-            left=3,
+    else:
+        out.append(_img(figures.reference_plot(pairs), "reference values"))
+        rows = []
+        for label, s in pairs:
+            name, unit, k = DISPLAY[s.measure]
+            rows.append(
+                [
+                    html.escape(label),
+                    html.escape(s.group),
+                    html.escape(name),
+                    f"{s.value * k:.2f} {unit}",
+                    f"{s.median * k:.2f}",
+                    f"{s.p5 * k:.2f}–{s.p95 * k:.2f}",
+                    f"{s.percentile:.0f}",
+                    str(s.n),
+                ]
+            )
+        out.append(
+            _table(
+                [
+                    "Trial",
+                    "Reference group",
+                    "Measure",
+                    "Patient",
+                    "Median",
+                    "5–95 %",
+                    "Percentile",
+                    "n",
+                ],
+                rows,
+                left=3,
+            )
         )
-    )
-    out.append(
-        '<p class="note">Reference: quiet standing, 60 s, feet apart, of 163 adults '
-        f"({html.escape(CITATION)}). Groups: Young 18-59, Old 60+ years"
-        + ("" if age is not None else " (age unknown: all ages)")
-        + ". Shorter trials give smaller ellipse areas; velocity compares best.</p>"
-    )
+        out.append(
+            '<p class="note">Reference: quiet standing, 60 s, feet apart, of 163 adults '
+            f"({html.escape(CITATION)}). Groups: Young 18-59, Old 60+ years"
+            + ("" if age is not None else " (age unknown: all ages)")
+            + ". Shorter trials give smaller ellipse areas; velocity compares best.</p>"
+        )
+    if without:
+        out.append(
+            "<p>No reference for these trials (only quiet stance, feet apart, with a "
+            "still world, is comparable; their own measures are in the Trials table "
+            "and the assessment sections):</p>"
+        )
+        out.append(
+            _table(
+                ["Trial", "Why no reference"],
+                [[html.escape(n), html.escape(w)] for n, w in without],
+                left=2,
+            )
+        )
     return out
 
 

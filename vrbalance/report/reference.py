@@ -40,6 +40,41 @@ VARIABLES: dict[str, tuple[str, float, str]] = {
     "cop_mfreq_hz": ("COPmfreq", 1.0, "Hz"),
 }
 
+#: How reports show each measure: clinical label, display unit, factor from the BDS unit.
+DISPLAY: dict[str, tuple[str, str, float]] = {
+    "cop_velocity_mps": ("CoP mean velocity", "mm/s", 10.0),
+    "cop_area_m2": ("95 % ellipse area", "cm²", 1.0),
+    "cop_mfreq_hz": ("CoP mean frequency", "Hz", 1.0),
+}
+#: The only stance the BDS recorded (quiet standing, feet apart).
+REFERENCE_STANCE = "feet_apart"
+
+
+def comparable(trial: dict[str, str], task: str) -> str | None:
+    """Why a trial cannot be placed among the BDS trials, or ``None`` when it can.
+
+    The BDS trials are 60 s of quiet standing, feet apart, the world still,
+    eyes open or closed, firm or foam: a dynamic trial (weight shifts, step-ups,
+    reaching for Limits of Stability) or a sway-referenced surround would land
+    at the 100th percentile for reasons that are not a balance deficit.
+
+    Parameters
+    ----------
+    trial : dict
+        A ``trials.csv`` row.
+    task : str
+        The trial's task in its protocol (``quiet``, ``weight_shift``...).
+    """
+    if trial.get("assessment") == "los" or task != "quiet":
+        return f"{task.replace('_', ' ')} task (the reference is quiet stance)"
+    if trial.get("surround", "fixed") != "fixed":
+        return "sway-referenced surround (the reference had a still world)"
+    if trial.get("stance") != REFERENCE_STANCE:
+        return f"{trial.get('stance', '?').replace('_', ' ')} (the reference stood feet apart)"
+    if trial.get("end_reason") != "completed":
+        return f"ended early ({trial.get('end_reason', '?').replace('_', ' ')})"
+    return None
+
 
 @dataclass(frozen=True, slots=True)
 class Standing:

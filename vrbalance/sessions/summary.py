@@ -166,6 +166,9 @@ def summarize_folder(
     if los_all:
         for name, value in assessments.los_summary(los_all).items():
             add(SESSION_LEVEL, name, value)
+    # --seconds-scale travels with the measures so that the database (and the
+    # progress page reading it) knows a shortened session from a full one.
+    add(SESSION_LEVEL, "seconds_scale", float(meta.get("seconds_scale") or 1.0))
     return out
 
 
