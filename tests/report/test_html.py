@@ -65,9 +65,9 @@ def test_only_comparable_trials_get_reference_percentiles(recording: Path, tmp_p
     assert "Old, eyes open, firm" in ranked and "Old, eyes closed, firm" in ranked
     for name in ("SOT 3", "LoS", "Crowd"):
         assert f'<td class="l">{name}</td>' not in ranked, name
-    assert "SOT 3</td><td class=\"l\">sway-referenced surround" in unranked
-    assert "LoS</td><td class=\"l\">reach task" in unranked
-    assert "Crowd</td><td class=\"l\">walk task" in unranked
+    assert 'SOT 3</td><td class="l">sway-referenced surround' in unranked
+    assert 'LoS</td><td class="l">reach task' in unranked
+    assert 'Crowd</td><td class="l">walk task' in unranked
     # Clinical labels and units, no internal keys.
     assert "CoP mean velocity" in ranked and "mm/s" in ranked and "cm²" in ranked
     assert not re.search(r"cop[ _](velocity|area|mfreq)|_mps|_m2", text)
