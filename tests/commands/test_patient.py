@@ -100,3 +100,21 @@ def test_import_of_a_non_session_folder_is_a_clear_error(
 ) -> None:
     assert main(["patient", "import", str(tmp_path)]) == 2
     assert "not a vrbalance session folder (no session.json)" in capsys.readouterr().err
+
+
+def test_set_envelope_flags_change_the_current_envelope(
+    db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["patient", "add", "P7"]) == 0
+    good = tmp_path / "env.toml"
+    good.write_text("[levels]\npark = 3\n[visual]\nmax_surround_tilt_deg = 2.0\n")
+    assert main(["patient", "set-envelope", "P7", str(good)]) == 0
+    assert main(["patient", "set-envelope", "P7", "--allowed-stances", "feet_apart,tandem"]) == 0
+    with Store(db) as store:
+        envelope = store.patient("P7").envelope
+    assert envelope["stances"]["allowed"] == ["feet_apart", "tandem"]
+    assert envelope["levels"]["park"] == 3 and envelope["visual"]["max_surround_tilt_deg"] == 2.0
+    assert main(["patient", "set-envelope", "P7", "--max-surround-tilt-deg", "12"]) == 2
+    assert "--max-surround-tilt-deg: 12.0 exceeds the hard cap" in capsys.readouterr().err
+    assert main(["patient", "set-envelope", "P7"]) == 2
+    assert "set-envelope: give FILE.toml or flags" in capsys.readouterr().err

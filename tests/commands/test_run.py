@@ -328,14 +328,66 @@ def test_protocol_outside_the_envelope_is_refused_before_anything_starts(
     err = capsys.readouterr().err
     assert (
         "protocol 'single_leg' trial 2 (Single leg, left): stance 'single_left' is not allowed "
-        "by this patient's envelope; allowed: feet_apart, feet_together" in err
+        "by this patient's envelope; allowed: feet_apart, feet_together; a new patient's "
+        "envelope allows only the widest stances; if the therapist allows single_left, "
+        "single_right, run: vrbalance patient set-envelope P6 --allowed-stances "
+        "feet_apart,feet_together,single_left,single_right" in err
     )
     assert not (data / "sessions" / "P6").exists()
+    # The command the refusal names does what it says, and keeps the rest of the envelope.
+    fix = err.split("run: vrbalance ")[1].split()
+    assert main(fix) == 0
+    with Store(data / "vrbalance.sqlite3") as store:
+        envelope = store.patient("P6").envelope
+    assert envelope["stances"]["allowed"] == [
+        "feet_apart",
+        "feet_together",
+        "single_left",
+        "single_right",
+    ]
+    assert envelope["visual"]["max_surround_tilt_deg"] == 3.0
     short = tmp_path / "short.toml"
     short.write_text("[time]\nmax_trial_s = 20.0\n")
     assert main(["patient", "set-envelope", "P6", str(short)]) == 0
     assert main(["run", "--patient", "P6", "--protocol", "baseline", "--simulate"]) == 2
     assert "trial duration 30 s exceeds the envelope's max_trial_s 20 s" in capsys.readouterr().err
+
+
+def test_a_fixed_level_beyond_the_envelope_is_refused_naming_value_and_limit(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``director = false, level = 10`` for a patient allowed park <= 2 and 3 deg of tilt."""
+    assert main(["patient", "add", "P9", "--mass-kg", "70"]) == 0
+    envelope = tmp_path / "env.toml"
+    envelope.write_text("[levels]\npark = 2\n[visual]\nmax_surround_tilt_deg = 3.0\n")
+    assert main(["patient", "set-envelope", "P9", str(envelope)]) == 0
+    protocol = tmp_path / "hard.toml"
+    protocol.write_text(
+        'title = "hard"\n[[trials]]\nname = "Park ten"\nscene = "park"\nlevel = 10\n'
+        "director = false\nduration_s = 20.0\n"
+    )
+    argv = ["run", "--patient", "P9", "--protocol", str(protocol), "--simulate", "--no-render"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert (
+        "protocol 'hard' trial 2 (Park ten): level 10 of park is beyond this patient's "
+        "envelope: level 10 > max_levels.park 2; surround_roll_deg 4 > max_surround_tilt_deg 3"
+    ) in err
+    assert "(the highest park level it allows is 2)" in err
+    # Allowed ten levels, the scene's own parameters still refuse it: park level 10
+    # rolls the surround 4 deg, and the envelope caps tilt at 3 deg.
+    assert main(["patient", "set-envelope", "P9", "--max-level", "park=10"]) == 0
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "level 10 of park is beyond this patient's envelope: surround_roll_deg 4 > " in err
+    assert "(the highest park level it allows is 8)" in err
+    # A director trial in a scene the envelope forbids: refused too (no level-1 fallback).
+    assert main(["patient", "set-envelope", "P9", "--max-level", "crowd=0"]) == 0
+    assert main(["run", "--patient", "P9", "--protocol", "crowd", "--simulate"]) == 2
+    err = capsys.readouterr().err
+    assert "trial 2 (Crowd #1): level 1 of crowd is beyond this patient's envelope: " in err
+    assert "level 1 > max_levels.crowd 0 (it forbids crowd)" in err
+    assert not (data / "sessions").exists()
 
 
 @pytest.mark.slow

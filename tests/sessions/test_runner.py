@@ -300,3 +300,23 @@ def test_no_trial_starts_with_a_stale_plate(
     assert [e["kind"] for e in events].count("inputs_streaming") == 4
     stale = [e for e in events if e["kind"] in ("plate_stale", "calm")]
     assert stale == []
+
+
+def test_every_shipped_protocol_is_checked_against_the_default_envelope() -> None:
+    """All but the narrow-stance protocols fit a new patient; those two say how to allow them."""
+    from vrbalance.director.envelope import default_envelope
+    from vrbalance.errors import ConfigError
+    from vrbalance.sessions.protocol import list_protocols, load_protocol
+    from vrbalance.sessions.runner import check_protocol
+
+    envelope = default_envelope()
+    refused = {}
+    for name in list_protocols():
+        try:
+            check_protocol(load_protocol(name), envelope, patient_id="P1")
+        except ConfigError as exc:
+            refused[name] = str(exc)
+    assert sorted(refused) == ["single_leg", "tandem"]
+    assert refused["tandem"].endswith(
+        "run: vrbalance patient set-envelope P1 --allowed-stances feet_apart,feet_together,tandem"
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,13 +30,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub.add_parser("list", help="list patients")
     show = sub.add_parser("show", help="show a patient and their sessions")
     show.add_argument("id")
-    env = sub.add_parser("set-envelope", help="set a patient's safety envelope from a TOML file")
+    env = sub.add_parser(
+        "set-envelope",
+        help="set a patient's safety envelope from a TOML file and/or flags",
+        description=(
+            "Set a patient's safety envelope: from FILE.toml (see docs/safety.md), or by "
+            "changing the patient's current envelope with flags, e.g. "
+            "--allowed-stances feet_apart,feet_together,tandem to allow tandem stance. "
+            "Every value is checked against vrbalance's hard caps."
+        ),
+    )
     env.add_argument("id")
     env.add_argument(
-        "envelope",
+        "file",
+        nargs="?",
         metavar="FILE.toml",
-        help="envelope file (see docs/safety.md; validated against the hard caps)",
+        help="envelope file (default: the patient's current envelope, changed by the flags)",
     )
+    from vrbalance.director.envelope import add_envelope_arguments
+
+    add_envelope_arguments(env)
     imp = sub.add_parser("import", help="file session folders in the database (idempotent)")
     imp.add_argument("folders", nargs="+", metavar="SESSION_DIR")
     parser.set_defaults(func=run)
@@ -97,13 +111,35 @@ def run(args: argparse.Namespace) -> int:
                     f" {s['id']}"
                 )
         elif args.action == "set-envelope":
-            from vrbalance.director.envelope import SafetyEnvelope
-
-            envelope = SafetyEnvelope.from_toml(args.envelope)
-            store.set_envelope(args.id, envelope.to_dict())
-            print(f"envelope of {args.id} set from {args.envelope}")
+            _set_envelope(store, args)
         elif args.action == "import":
             for folder in args.folders:
                 session = import_session(store, Path(folder))
                 print(f"imported {session['id']} ({session['status']})")
     return 0
+
+
+def _set_envelope(store: Any, args: argparse.Namespace) -> None:
+    """A file replaces the envelope; flags change the file's, or else the patient's current one."""
+    from vrbalance.director.envelope import envelope_from_args
+    from vrbalance.errors import ConfigError
+    from vrbalance.sessions.runner import patient_envelope
+
+    if args.file and args.envelope:
+        raise ConfigError("set-envelope: give the envelope file once (FILE.toml or --envelope)")
+    args.envelope = args.file or args.envelope
+    flags = [a for a in vars(args) if a.startswith("envelope_") and getattr(args, a) is not None]
+    if not (args.envelope or flags or args.max_level or args.allowed_stances):
+        raise ConfigError(
+            "set-envelope: give FILE.toml or flags to change the current envelope "
+            "(see `vrbalance patient set-envelope --help`)"
+        )
+    current = patient_envelope(store.patient(args.id))
+    envelope = envelope_from_args(args, base=current)
+    store.set_envelope(args.id, envelope.to_dict())
+    source = args.envelope or "the command line"
+    print(
+        f"envelope of {args.id} set from {source}: stances "
+        f"{', '.join(envelope.allowed_stances)}; levels "
+        + ", ".join(f"{k} <= {v}" for k, v in envelope.max_levels)  # type: ignore[misc]
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 import sys
 from typing import Any
 
@@ -141,7 +142,14 @@ def run(args: argparse.Namespace) -> int:
             "the session was not started (vrbalance never runs a patient on default limits)"
         ) from None
     # Refuse what the envelope does not allow before opening devices or the world.
-    check_protocol(protocol, patient_envelope(patient), args.seconds_scale)
+    patient_command = "vrbalance patient" + (f" --db {shlex.quote(args.db)}" if args.db else "")
+    check_protocol(
+        protocol,
+        patient_envelope(patient),
+        args.seconds_scale,
+        patient_id=args.patient,
+        patient_command=patient_command,
+    )
     clock = MonotonicClock()
     if args.simulate:
         from vrbalance.balance.geometry import Body

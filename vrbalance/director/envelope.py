@@ -51,6 +51,7 @@ __all__ = [
     "check_trial_plan",
     "default_envelope",
     "envelope_from_args",
+    "level_refusal",
     "level_violations",
 ]
 
@@ -722,6 +723,62 @@ def allowed_levels(
     return cap
 
 
+def level_refusal(
+    levels_params: Sequence[Mapping[str, float]], envelope: SafetyEnvelope, scene: str, level: int
+) -> str | None:
+    """Why ``level`` of ``scene`` may not be shown to this patient (``None``: it may).
+
+    The same rule as :func:`allowed_levels` (the level within the envelope's
+    ``max_levels`` for the scene, and it and every level below it within the
+    envelope's physical limits), put as a sentence naming each value and limit,
+    for refusing a protocol trial before the session starts.
+
+    Parameters
+    ----------
+    levels_params : Sequence[Mapping[str, float]]
+        The scene's ladder, level 1 first.
+    envelope : SafetyEnvelope
+        The patient's limits.
+    scene : str
+        The scene's name.
+    level : int
+        The level asked for (from 1).
+
+    Returns
+    -------
+    str or None
+        E.g. ``"level 10 of park is beyond this patient's envelope: level 10 >
+        max_levels.park 2; surround_roll_deg 4 > max_surround_tilt_deg 3 (the
+        highest park level it allows is 2)"``.
+    """
+    top = allowed_levels(levels_params, envelope, scene)
+    if 1 <= level <= top:
+        return None
+    reasons: list[str] = []
+    if level > len(levels_params):
+        reasons.append(f"the {scene} ladder has {len(levels_params)} levels")
+    cap = envelope.max_level(scene)
+    if level > cap:
+        reasons.append(f"level {level} > max_levels.{scene} {cap}")
+    if 1 <= level <= len(levels_params):
+        reasons.extend(level_violations(levels_params[level - 1], envelope))
+    if not reasons and level >= 1:
+        below = next(i for i in range(level) if level_violations(levels_params[i], envelope))
+        reasons.append(
+            f"its level {below + 1} already exceeds the envelope ("
+            + "; ".join(level_violations(levels_params[below], envelope))
+            + "), and a ladder is climbed level by level"
+        )
+    if level < 1:
+        reasons.append("levels count from 1")
+    allowed = f"the highest {scene} level it allows is {top}" if top else f"it forbids {scene}"
+    return (
+        f"level {level} of {scene} is beyond this patient's envelope: "
+        + "; ".join(reasons)
+        + f" ({allowed})"
+    )
+
+
 def check_trial_plan(
     envelope: SafetyEnvelope,
     *,
@@ -809,19 +866,28 @@ def add_envelope_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def envelope_from_args(args: argparse.Namespace) -> SafetyEnvelope:
+def envelope_from_args(
+    args: argparse.Namespace, base: SafetyEnvelope | None = None
+) -> SafetyEnvelope:
     """Build the envelope from :func:`add_envelope_arguments` flags (file, then overrides).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed flags.
+    base : SafetyEnvelope, optional
+        What the flags change when no ``--envelope FILE`` is given (a patient's
+        current envelope); default: the shipped default envelope.
 
     Raises
     ------
     ConfigError
         A flag is malformed or beyond a hard cap; the message names the flag.
     """
-    base = (
-        SafetyEnvelope.from_toml(args.envelope)
-        if getattr(args, "envelope", None)
-        else default_envelope()
-    )
+    if getattr(args, "envelope", None):
+        base = SafetyEnvelope.from_toml(args.envelope)
+    elif base is None:
+        base = default_envelope()
     changes: dict[str, Any] = {"source": "command line"}
     for name in _FLAG_FIELDS:
         value = getattr(args, f"envelope_{name}", None)
@@ -841,6 +907,6 @@ def envelope_from_args(args: argparse.Namespace) -> SafetyEnvelope:
         return dataclasses.replace(base, **changes)
     except ConfigError as exc:
         message = str(exc)
-        for name in _FLAG_FIELDS:
+        for name in (*_FLAG_FIELDS, "allowed_stances"):
             message = message.replace(f" {name}:", f" --{name.replace('_', '-')}:")
         raise ConfigError(message) from None

@@ -799,10 +799,9 @@ class SessionRunner:
 
     def _level_for(self, trial: Trial) -> int:
         if trial.director and self.director is not None and trial.scene in self._director_scenes:
-            try:
-                return int(self.director.next_trial(trial.scene).level)
-            except ConfigError as exc:
-                log.warning("%s", exc)
+            # No fallback: a scene the envelope forbids was refused before the session
+            # (check_protocol); should the director still refuse, the session stops.
+            return int(self.director.next_trial(trial.scene).level)
         return trial.level or 1
 
     def _run_trial(
@@ -1288,20 +1287,65 @@ def patient_envelope(patient: Any) -> Any:
     return SafetyEnvelope.from_dict(env, where=f"patient {patient.id} envelope")
 
 
-def check_protocol(protocol: SessionProtocol, envelope: Any, seconds_scale: float = 1.0) -> None:
+def check_protocol(
+    protocol: SessionProtocol,
+    envelope: Any,
+    seconds_scale: float = 1.0,
+    *,
+    patient_id: str | None = None,
+    patient_command: str = "vrbalance patient",
+) -> None:
     """Refuse a protocol the patient's envelope does not allow, before anything starts.
 
-    Every trial's stance must be allowed and its (unscaled) duration within
-    ``max_trial_s``; the whole protocol, with the envelope's rests, must fit in
-    ``max_session_s``.
+    Every trial is checked against the envelope: its stance must be allowed,
+    its (unscaled) duration within ``max_trial_s``, the whole protocol with
+    the envelope's rests within ``max_session_s``, and the level it shows
+    (a fixed ``level``, or level 1 where the director starts at worst) within
+    the envelope for its scene, which covers every scene parameter the
+    envelope caps (surround tilt and rate, optic flow, passing distance; see
+    :func:`~vrbalance.director.envelope.level_refusal`). A director trial
+    needs at least level 1 of its scene allowed. Nothing that fails here can
+    reach the patient: the director and the window's keys stay inside the
+    same envelope during the session.
+
+    Parameters
+    ----------
+    protocol : Protocol
+        Loaded, durations possibly scaled by ``seconds_scale``.
+    envelope : SafetyEnvelope
+        The patient's.
+    seconds_scale : float
+        The factor the durations were scaled by; limits apply to the unscaled ones.
+    patient_id : str, optional
+        Named in the exact command that allows a refused stance.
+    patient_command : str
+        How to call ``vrbalance patient`` for this database (with ``--db``).
 
     Raises
     ------
     ConfigError
-        Naming the protocol, the trial and the envelope's limit.
+        Naming the protocol, the trial, the value and the envelope's limit.
     """
-    from vrbalance.director.envelope import check_trial_plan
+    from vrbalance.director.envelope import check_trial_plan, level_refusal
 
+    def refuse(i: int, trial: Trial, why: str, fix: str) -> ConfigError:
+        return ConfigError(f"protocol {protocol.name!r} trial {i + 1} ({trial.name}): {why}; {fix}")
+
+    generic_fix = (
+        f"change the patient's envelope (`{patient_command} set-envelope "
+        f"{patient_id or 'ID'} ...`) or the protocol"
+    )
+    stances_used = dict.fromkeys(t.stance for t in protocol.trials)
+    missing = [s for s in stances_used if not envelope.stance_allowed(s)]
+    stance_fix = generic_fix
+    if missing:
+        stances = ",".join((*envelope.allowed_stances, *missing))
+        stance_fix = (
+            "a new patient's envelope allows only the widest stances; if the therapist "
+            f"allows {', '.join(missing)}, run: {patient_command} set-envelope "
+            f"{patient_id or 'ID'} --allowed-stances {stances}"
+        )
+    ladders = _scene_ladders({t.scene for t in protocol.trials})
     elapsed_s = 0.0
     for i, trial in enumerate(protocol.trials):
         duration_s = trial.duration_s / seconds_scale
@@ -1310,11 +1354,26 @@ def check_protocol(protocol: SessionProtocol, envelope: Any, seconds_scale: floa
                 envelope, stance=trial.stance, duration_s=duration_s, session_elapsed_s=elapsed_s
             )
         except ConfigError as exc:
-            raise ConfigError(
-                f"protocol {protocol.name!r} trial {i + 1} ({trial.name}): {exc}; change the "
-                "patient's envelope (`vrbalance patient set-envelope`) or the protocol"
-            ) from None
+            fix = stance_fix if trial.stance in missing else generic_fix
+            raise refuse(i, trial, str(exc), fix) from None
+        ladder = ladders.get(trial.scene)
+        if ladder is not None:
+            why = level_refusal(ladder, envelope, trial.scene, trial.level or 1)
+            if why is not None:
+                raise refuse(i, trial, why, generic_fix)
         elapsed_s += duration_s + envelope.min_rest_s
+
+
+def _scene_ladders(scenes: set[str]) -> dict[str, list[Mapping[str, float]]]:
+    """The level ladders of the scenes that have one (``blank`` has none)."""
+    from vrbalance.config.scenes import available_scenes, load_scene
+
+    known = set(available_scenes())
+    return {
+        name: [level.values for level in load_scene(name).levels]
+        for name in sorted(scenes)
+        if name in known
+    }
 
 
 def check_patient_id(patient_id: str) -> str:
