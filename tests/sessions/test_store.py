@@ -143,3 +143,33 @@ def test_sessions_trials_measures_replace_on_reimport(tmp_path: Path) -> None:
             store.add_session({**session, "id": "S2", "patient_id": "Q"}, [], [])
         with pytest.raises(StoreError, match=r"no session 'S9'"):
             store.session("S9")
+
+
+def test_update_patient_replaces_details_and_keeps_envelope_and_creation(tmp_path: Path) -> None:
+    with Store(tmp_path / "db.sqlite") as store:
+        first = store.add_patient(Patient("P07", name="A", height_m=1.6))
+        store.set_envelope("P07", {"max_trial_s": 60.0})
+        p = store.update_patient(
+            Patient(
+                "P07",
+                name="<b>Bo</b>",
+                birth_year=1950,
+                sex="F",
+                height_m=1.71,
+                mass_kg=64.5,
+                foot_length_m=0.25,
+                notes="left knee",
+            )
+        )
+        assert (p.name, p.birth_year, p.sex, p.height_m, p.mass_kg, p.foot_length_m, p.notes) == (
+            "<b>Bo</b>",
+            1950,
+            "F",
+            1.71,
+            64.5,
+            0.25,
+            "left knee",
+        )
+        assert p.envelope == {"max_trial_s": 60.0} and p.created_utc == first.created_utc
+        with pytest.raises(StoreError, match="no patient 'P99'"):
+            store.update_patient(Patient("P99"))

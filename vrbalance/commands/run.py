@@ -96,6 +96,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="database file (default $VRBALANCE_DB or "
         "the data folder's; the data folder is $VRBALANCE_DATA)",
     )
+    parser.add_argument(
+        "--start-level",
+        action="append",
+        default=[],
+        metavar="SCENE=N",
+        help="level a director scene starts at (default: where the last session left it)",
+    )
+    parser.add_argument(
+        "--console-channel",
+        metavar="SOCKET",
+        help="publish live state and take operator commands on this Unix socket (its folder "
+        "must be 0700); each trial waits for the console's start (docs/console.md)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -115,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
         new_session_folder,
         patient_envelope,
     )
-    from vrbalance.sessions.store import Store, StoreError, import_session
+    from vrbalance.sessions.store import Store, StoreError
 
     check_patient_id(args.patient)
     xr = bool(getattr(args, "xr", False))
@@ -141,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
             f"cannot read patient {args.patient}'s safety envelope and body: {exc}; "
             "the session was not started (vrbalance never runs a patient on default limits)"
         ) from None
+    start_levels.update(parse_start_levels(args.start_level))
     # Refuse what the envelope does not allow before opening devices or the world.
     patient_command = "vrbalance patient" + (f" --db {shlex.quote(args.db)}" if args.db else "")
     check_protocol(
@@ -177,6 +191,11 @@ def run(args: argparse.Namespace) -> int:
         f"session {session_id}: {protocol.title}, {len(protocol.trials)} trials, "
         f"{total:.0f} s planned -> {folder}"
     )
+    channel = None
+    if args.console_channel:
+        from vrbalance.console.channel import open_session_channel
+
+        channel = open_session_channel(args.console_channel, session_id, folder, patient, protocol)
     runner = SessionRunner(
         protocol,
         patient,
@@ -198,10 +217,36 @@ def run(args: argparse.Namespace) -> int:
         progress=ProgressBar(),
         start_levels=start_levels,
         seconds_scale=args.seconds_scale,
-        before_trial=_confirm if args.confirm else _announce,
+        **(
+            channel.runner_options(_announce)
+            if channel is not None
+            else {"before_trial": _confirm if args.confirm else _announce}
+        ),
     )
-    t_run = clock.now_s()
-    result = runner.run()
+    try:
+        if channel is not None:
+            channel.bind(runner)
+        t_run = clock.now_s()
+        result = runner.run()
+        return _file(path, folder, session_id, result, world, clock, t_run, channel)
+    finally:
+        if channel is not None:
+            channel.close()
+
+
+def _file(
+    path: Any,
+    folder: Any,
+    session_id: str,
+    result: Any,
+    world: Any,
+    clock: Any,
+    t_run: float,
+    channel: Any,
+) -> int:
+    """Print the headset's figures, file the session in the database, tell the console."""
+    from vrbalance.sessions.store import Store, StoreError, import_session
+
     stats = getattr(world, "xr_stats", None)
     if stats is not None:
         run_s = max(clock.now_s() - t_run, 1e-9)
@@ -221,10 +266,33 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         print(f"session {session_id} ended: {result.end_reason.value} (not in the database)")
+        if channel is not None:
+            channel.finish({"end_reason": result.end_reason.value, "filed": False})
         return 1
+    if channel is not None:
+        channel.finish({"end_reason": result.end_reason.value, "filed": True})
     print(f"session {session_id} ended: {result.end_reason.value}; filed in {path}")
     print(f"report: vrbalance report {folder}")
     return 0
+
+
+def parse_start_levels(items: list[str]) -> dict[str, int]:
+    """``["park=3"]`` -> ``{"park": 3}`` (``--start-level``); the director clamps to the envelope.
+
+    Raises
+    ------
+    ConfigError
+        Naming the option and the item.
+    """
+    from vrbalance.errors import ConfigError
+
+    levels: dict[str, int] = {}
+    for item in items:
+        scene, sep, text = item.partition("=")
+        if not sep or not scene or not text.strip().isdigit() or int(text) < 1:
+            raise ConfigError(f"--start-level {item!r}: expected SCENE=N with a level N >= 1")
+        levels[scene.strip()] = int(text)
+    return levels
 
 
 def xr_world_options(xr: bool) -> dict[str, Any]:

@@ -87,6 +87,13 @@ class Command(enum.Enum):
     REPEAT = "repeat"
     STOP = "stop"
     EMERGENCY_STOP = "emergency_stop"
+    #: The clinician console's difficulty and monitor controls (``docs/console.md``).
+    LEVEL_UP = "level_up"
+    LEVEL_DOWN = "level_down"
+    PIN_LEVEL = "pin_level"
+    LOCK_SCENE = "lock_scene"
+    RECENTER = "recenter"
+    RESET = "reset"
     #: From the headset (not the operator): the patient lost/regained the scene, or
     #: the runtime lost the session. Recorded by the headset's own events.
     HEADSET_UNFOCUSED = "headset_unfocused"
@@ -97,6 +104,70 @@ class Command(enum.Enum):
 _HEADSET_COMMANDS = frozenset(
     {Command.HEADSET_UNFOCUSED, Command.HEADSET_FOCUSED, Command.HEADSET_LOST}
 )
+
+
+@dataclass(frozen=True, slots=True)
+class LiveTick:
+    """What one balance-loop tick published for live sinks (the console's channel).
+
+    The loop builds it and hands it over by reference (one call that must not
+    block); the sink formats and sends it on its own thread.
+
+    Attributes
+    ----------
+    trial : int
+        Index of the trial in this session.
+    name, scene : str
+        The trial's name and scene.
+    level : int
+        Difficulty level shown now.
+    duration_s : float
+        The trial's planned (scaled) duration, s.
+    elapsed_s : float
+        Active trial time (pauses excluded), s; 0 while the inputs connect.
+    streaming : bool
+        False while the start gate waits for the inputs.
+    paused, estop : bool
+    state : BalanceState or None
+        None while connecting.
+    verdict : Verdict or None
+        The safety monitor's verdict of this tick.
+    """
+
+    trial: int
+    name: str
+    scene: str
+    level: int
+    duration_s: float
+    elapsed_s: float
+    streaming: bool
+    paused: bool
+    estop: bool
+    state: BalanceState | None
+    verdict: Any
+
+
+class LiveSink(Protocol):
+    """A live sink beside the recorder: both calls return at once (never block the loop)."""
+
+    def tick(self, tick: LiveTick) -> None: ...
+
+    def event(self, trial: int, event: Event) -> None: ...
+
+
+class _EventTee:
+    """The recorder, with every event also handed to a live sink (which must not block)."""
+
+    def __init__(self, recorder: SessionRecorder, sink: LiveSink) -> None:
+        self._recorder = recorder
+        self._sink = sink
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._recorder, name)
+
+    def event(self, trial: int, event: Event) -> None:
+        self._recorder.event(trial, event)
+        self._sink.event(trial, event)
 
 
 class OperatorControls:
@@ -488,8 +559,19 @@ class _TrialRun:
     untracked_head: bool = False
     headset_paused: bool = False
     headset_lost: bool = False
+    recenter: bool = False
 
 
+_CONSOLE_COMMANDS = frozenset(
+    {
+        Command.LEVEL_UP,
+        Command.LEVEL_DOWN,
+        Command.PIN_LEVEL,
+        Command.LOCK_SCENE,
+        Command.RECENTER,
+        Command.RESET,
+    }
+)
 _DEVICE_CAUSES = {"plate_lost", "head_lost", "headset_lost"}
 _TIME_CAUSES = {"trial_time_limit", "session_time_limit"}
 
@@ -535,6 +617,9 @@ class SessionRunner:
     before_trial : callable, optional
         ``before_trial(index, trial)`` after the rest and before the trial
         starts (the command line's ``--confirm`` waits for the operator there).
+    live : LiveSink, optional
+        Gets every tick's :class:`LiveTick` and every recorded event (the
+        clinician console's channel, ``docs/console.md``); it must not block.
     """
 
     def __init__(
@@ -557,6 +642,7 @@ class SessionRunner:
         start_levels: Mapping[str, int] | None = None,
         seconds_scale: float = 1.0,
         before_trial: Callable[[int, Trial], None] | None = None,
+        live: LiveSink | None = None,
     ) -> None:
         from vrbalance.balance.geometry import Body
         from vrbalance.config.plates import DEFAULT_FOOT_TEMPLATE, load_foot_template
@@ -589,6 +675,8 @@ class SessionRunner:
         self.start_levels = dict(start_levels or {})
         self.seconds_scale = float(seconds_scale)
         self.before_trial = before_trial
+        self.live = live
+        self._monitor: Any = None
         self.director: Any = None
         self._director_scenes: set[str] = set()
         self._latest: tuple[BalanceState | None, bool, float] = (None, False, 0.0)
@@ -658,8 +746,11 @@ class SessionRunner:
         origin_s = self.clock.now_s()
         self.session_t0_s = origin_s
         monitor = SafetyMonitor(self.envelope)
-        recorder = SessionRecorder(self.folder, self._sidecar(origin_s))
+        self._monitor = monitor
+        recorder: Any = SessionRecorder(self.folder, self._sidecar(origin_s))
         recorder.start()
+        if self.live is not None:
+            recorder = _EventTee(recorder, self.live)
         self._trial_index = -1
         set_sink = getattr(self.world, "set_event_sink", None)
         if callable(set_sink):  # the headset's events go into the recording as they happen
@@ -870,8 +961,10 @@ class SessionRunner:
                 # A headset paces frames itself (xrWaitFrame): draw as often as it lets us.
                 paced = bool(getattr(self.world, "paced", False))
                 period = 1e-3 if paced else 1.0 / max(self.render_fps, 1.0)
+                shown = level
                 while not loop.join(timeout_s=period):
                     state, calm, pitch = self._latest
+                    shown = self._follow_console(run, shown)
                     self.world.frame(state, calm, pitch)
                 loop.stop()
         except KeyboardInterrupt:
@@ -939,6 +1032,21 @@ class SessionRunner:
             index, trial, level, end, t0, run.last_t_s, vel, margin, run.safety_triggered
         ), run
 
+    def _follow_console(self, run: _TrialRun, shown: int) -> int:
+        """In the render thread: show a level the console changed, recentre if asked."""
+        if run.level != shown:
+            set_level = getattr(self.world, "set_level", None)
+            if callable(set_level):
+                set_level(run.level)
+        if run.recenter:
+            run.recenter = False
+            recenter = getattr(self.world, "recenter", None)
+            if callable(recenter):
+                recenter()
+            else:
+                log.info("recenter: this output has no view to recentre")
+        return run.level
+
     def _make_step(
         self,
         run: _TrialRun,
@@ -960,6 +1068,7 @@ class SessionRunner:
 
         trial = run.trial
         idx = run.index
+        live = self.live
         head_expected = head is not None
         sway_ref = trial.surround == "sway_referenced"
         directions = los_directions_rad(trial.targets) if trial.assessment == "los" else []
@@ -1006,6 +1115,22 @@ class SessionRunner:
             if pose is not None and not pose.tracked:
                 run.untracked_head = True
             self._latest = (None, True, 0.0)
+            if live is not None:
+                live.tick(
+                    LiveTick(
+                        idx,
+                        trial.name,
+                        trial.scene,
+                        run.level,
+                        trial.duration_s,
+                        0.0,
+                        False,
+                        run.paused,
+                        run.estop,
+                        None,
+                        None,
+                    )
+                )
             plate_state = getattr(getattr(plate, "state", None), "value", "none")
             t_connect = run.connect_t0_s if run.connect_t0_s is not None else t_s
             for cmd in self.controls.due(idx, 0.0):
@@ -1132,6 +1257,22 @@ class SessionRunner:
             # Active trial time: pauses (finished and current) do not count.
             paused_now = t_s - run.paused_since_s if run.paused_since_s is not None else 0.0
             elapsed = t_s - run.t0_s - run.paused_total_s - paused_now
+            if live is not None:
+                live.tick(
+                    LiveTick(
+                        idx,
+                        trial.name,
+                        trial.scene,
+                        run.level,
+                        trial.duration_s,
+                        elapsed,
+                        True,
+                        run.paused,
+                        run.estop,
+                        state,
+                        verdict,
+                    )
+                )
             if (
                 directions
                 and run.next_cue < len(directions)
@@ -1199,6 +1340,9 @@ class SessionRunner:
         if cmd in _HEADSET_COMMANDS:
             self._apply_headset(cmd, run, t_s)
             return
+        if cmd in _CONSOLE_COMMANDS:
+            self._apply_console(cmd, run, t_s, recorder)
+            return
         message = {
             Command.PAUSE: "operator paused the trial",
             Command.RESUME: "operator resumed the trial",
@@ -1226,6 +1370,77 @@ class SessionRunner:
             stop(EndReason.OPERATOR_ABORT)
         elif cmd is Command.EMERGENCY_STOP:
             run.estop = True  # the monitor stops the trial in this same tick's successor
+
+    def _apply_console(
+        self, cmd: Command, run: _TrialRun, t_s: float, recorder: SessionRecorder
+    ) -> None:
+        """The console's difficulty and monitor commands, recorded like every operator command.
+
+        Level up/down, pin and lock go to the director (which keeps them inside
+        the envelope and records its decision with the reason); the new level
+        shows from the next rendered frame. A trial whose level the protocol
+        fixes (baseline, assessments) refuses them with a recorded warning.
+        Reset clears the monitor's latched calm (a cause still present triggers
+        again at once); it never cancels an emergency stop's end of the trial.
+        Recenter is handed to the world, which recentres the view if it can.
+        """
+        idx = run.index
+        messages = {
+            Command.LEVEL_UP: "operator raised the level",
+            Command.LEVEL_DOWN: "operator lowered the level",
+            Command.PIN_LEVEL: "operator pinned or unpinned the level",
+            Command.LOCK_SCENE: "operator locked or unlocked the scene",
+            Command.RECENTER: "operator recentred the view",
+            Command.RESET: "operator reset the safety monitor",
+        }
+        recorder.event(idx, Event(t_s, "operator", cmd.value, messages[cmd], "info"))  # type: ignore[arg-type]
+        if cmd is Command.RESET:
+            if self._monitor is not None:
+                self._monitor.request_reset()
+            return
+        if cmd is Command.RECENTER:
+            run.recenter = True
+            return
+        trial, director = run.trial, self.director
+        if not (trial.director and director is not None and trial.scene in self._director_scenes):
+            recorder.event(
+                idx,
+                Event(
+                    t_s,
+                    "operator",
+                    "command_refused",
+                    f"{cmd.value} refused: the protocol fixes this trial's level ({run.level})",
+                    "warning",
+                ),
+            )
+            return
+        scene = trial.scene
+        state = director.scene_state(scene)
+        try:
+            if cmd is Command.LEVEL_UP:
+                decision = director.set_level(scene, run.level + 1, t_s=t_s)
+            elif cmd is Command.LEVEL_DOWN:
+                decision = director.set_level(scene, max(1, run.level - 1), t_s=t_s)
+            elif cmd is Command.PIN_LEVEL:
+                decision = (
+                    director.unpin(scene, t_s=t_s)
+                    if state.pinned
+                    else director.pin_level(scene, run.level, t_s=t_s)
+                )
+            else:
+                decision = (
+                    director.unlock_scene(scene, t_s=t_s)
+                    if state.locked
+                    else director.lock_scene(scene, t_s=t_s)
+                )
+        except ConfigError as exc:
+            recorder.event(
+                idx, Event(t_s, "operator", "command_refused", f"{cmd.value}: {exc}", "warning")
+            )
+            return
+        for ev in decision.events:
+            recorder.event(idx, ev)
+        run.level = int(director.level(scene))
 
     @staticmethod
     def _apply_headset(cmd: Command, run: _TrialRun, t_s: float) -> None:

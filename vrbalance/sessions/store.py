@@ -339,6 +339,35 @@ class Store:
             rows = self._db.execute("SELECT * FROM patients ORDER BY id").fetchall()
         return [_patient_from_row(r, self.path) for r in rows]
 
+    def update_patient(self, patient: Patient) -> Patient:
+        """Replace a patient's details (name, birth year, sex, body size, notes).
+
+        The id, creation time and envelope are kept: the envelope changes only
+        through :meth:`set_envelope`, after validation against the hard caps.
+
+        Raises
+        ------
+        StoreError
+            If there is no such patient.
+        """
+        self.patient(patient.id)
+        with self._guard():
+            self._db.execute(
+                "UPDATE patients SET name = ?, birth_year = ?, sex = ?, height_m = ?, "
+                "mass_kg = ?, foot_length_m = ?, notes = ? WHERE id = ?",
+                (
+                    patient.name,
+                    patient.birth_year,
+                    patient.sex,
+                    patient.height_m,
+                    patient.mass_kg,
+                    patient.foot_length_m,
+                    patient.notes,
+                    patient.id,
+                ),
+            )
+        return self.patient(patient.id)
+
     def set_envelope(self, patient_id: str, envelope: Mapping[str, Any]) -> Patient:
         """Replace a patient's safety envelope (the director's per-patient limits)."""
         self.patient(patient_id)

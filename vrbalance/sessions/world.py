@@ -240,6 +240,11 @@ class SessionWorld:
         app.step_frames(1, dt)
         self.frames += 1
 
+    def set_level(self, level: int) -> None:
+        """Show ``level`` of the current scene from the next frame (the console's level keys)."""
+        if self.app.scene_root is not None:
+            self.app.set_level(level)
+
     def end_trial(self) -> None:
         self._last_t_s = None
 
