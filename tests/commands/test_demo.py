@@ -120,6 +120,63 @@ def _fake_xr(script: dict[int, str] | None = None, monkeypatch=None):
     return ScriptedFake()
 
 
+def _end_demo_after_the_script(
+    monkeypatch, fake, *, ticks_after_loss: int, min_ticks: int
+) -> list[int]:
+    """End the demo once the runtime's script has run and the loop has judged the loss.
+
+    ``--seconds`` is wall time: on a loaded machine the gate plus 70 rendered
+    frames once took longer than the 6 s asked for, and the demo ended before
+    the scripted loss (no LOSS_PENDING). Here the demo's timer starts counting
+    from the right event instead: the script exhausted and ``ticks_after_loss``
+    balance-loop ticks after the ``loss_pending`` event (so the monitor has
+    judged the lost headset) and ``min_ticks`` ticks in all, with a 120 s cap
+    so a hang still fails. Returns
+    a list that receives the loop's tick count at the loss.
+    """
+    import time
+
+    from direct.task import Task
+
+    from vrbalance.commands import demo
+
+    pipes: list = []
+    at_loss: list[int] = []
+    record_event = demo.DemoPipeline.event
+
+    def event(self, ev) -> None:
+        if not pipes:
+            pipes.append(self)
+        if ev.kind == "loss_pending":
+            at_loss.append(sum(self.head_poses[:2]))
+        record_event(self, ev)
+
+    monkeypatch.setattr(demo.DemoPipeline, "event", event)
+    exit_after = demo._exit_xr_after
+
+    def exit_when_done(app, xr_out, seconds: float):
+        cap_s = time.monotonic() + 120.0
+        inner: list = []
+
+        def task(t):
+            if not inner:
+                done = (
+                    not fake.script
+                    and at_loss
+                    and sum(pipes[0].head_poses[:2])
+                    >= max(at_loss[0] + ticks_after_loss, min_ticks)
+                )
+                if not done and time.monotonic() < cap_s:
+                    return Task.cont
+                inner.append(exit_after(app, xr_out, 0.0))
+            return inner[0](t)
+
+        return task
+
+    monkeypatch.setattr(demo, "_exit_xr_after", exit_when_done)
+    return at_loss
+
+
 def _use_fake(monkeypatch, fake) -> None:
     from vrbalance.commands import demo
     from vrbalance.xr.gl import HeadlessBinding
@@ -179,8 +236,13 @@ def test_xr_demo_on_the_fake_runtime_focus_loss_and_session_loss(
     """Head from the headset at the loop's rate; unfocus calms; a loss is recorded, not fatal."""
     fake = _fake_xr({10: "lose_focus", 40: "regain_focus", 70: "lose_session"}, monkeypatch)
     _use_fake(monkeypatch, fake)
+    ticks_at_loss = _end_demo_after_the_script(
+        monkeypatch, fake, ticks_after_loss=50, min_ticks=300
+    )
     rc = main(["demo", "--xr", "--seconds", "6", "--size", "64x36", "--out", str(tmp_path)])
     assert rc == 0
+    assert fake.script == {}, f"the demo ended before the runtime's script ran: {fake.script}"
+    assert ticks_at_loss, "the loss was never reported to the demo"
     assert fake.violations == []
     out = capsys.readouterr().out
     assert "session states: IDLE -> READY -> SYNCHRONIZED -> VISIBLE -> FOCUSED" in out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
 import stat
@@ -74,9 +75,12 @@ def test_simulated_baseline_session_end_to_end(
     assert meta["simulated"] is True and meta["seconds_scale"] == 0.1
     states = read_rows(folder / "state.csv")
     # Every tick the loop ran is recorded; ticks it skipped (a busy machine) are
-    # counted in the trial_end event, and the two add up to the start-up gate's
-    # wait (inputs connecting, at least STREAMING_HOLD_S) + 3 s at 250 Hz.
-    # The connecting ticks are counted, not recorded (the trial starts after them).
+    # counted in the trial_end event, and the two add up to every deadline from
+    # the loop's start to the trial's last tick: the start-up gate's wait
+    # (inputs connecting, at least STREAMING_HOLD_S, counted, not recorded) and
+    # 3 s at 250 Hz. Exact whatever the load: a tick's time is its deadline
+    # (t0 + k / 250 Hz), so deadline indices are counted from the recorded
+    # times (a skip is a gap), never from wall time.
     events = read_rows(folder / "events.csv")
     (end,) = [e for e in events if e["kind"] == "trial_end"]
     (gate,) = [e for e in events if e["kind"] == "inputs_streaming"]
@@ -84,8 +88,17 @@ def test_simulated_baseline_session_end_to_end(
     assert 0.2 - 1e-6 <= gate_values["wait_s"] < 5.0
     health = json.loads(end["values_json"])
     assert health["ticks"] - health["connecting_ticks"] == len(states)
-    deadlines = health["ticks"] + health["skipped_ticks"]
-    assert 745 <= deadlines - (gate_values["last_connecting_tick"] + 1) <= 752
+    t_gate = float(gate["t_s"])
+    deadline = [
+        gate_values["last_connecting_tick"] + round((float(s["t_s"]) - t_gate) * 250.0)
+        for s in states
+    ]
+    assert deadline[0] > gate_values["last_connecting_tick"]  # the trial starts after the gate
+    assert all(b > a for a, b in itertools.pairwise(deadline))
+    assert health["ticks"] + health["skipped_ticks"] == deadline[-1] + 1
+    # The trial ends at its first tick 3 s (750 deadlines) after its first one:
+    # the last recorded tick is at or past that deadline, the one before it short of it.
+    assert deadline[-1] - deadline[0] >= 750 > deadline[-2] - deadline[0]
     assert float(states[0]["t_s"]) > float(gate["t_s"])  # nothing recorded before the start
     assert len(read_rows(folder / "plate.csv")) >= 0.9 * 3.0 * 100  # the wii board's 100 Hz
     assert len(read_rows(folder / "head.csv")) == len(states)

@@ -19,7 +19,8 @@ k = 0, 1, 2, ...:
   deadline. The loop then does not run the missed deadlines in a burst to
   catch up (a burst would hand the balance core several ticks at the same
   instant and starve the renderer); it counts them as *skipped* and resumes at
-  the first deadline still in the future. Tick numbers are deadline indices,
+  the first deadline still in the future (after the last tick, asked to stop
+  or at ``max_ticks``, nothing is counted). Tick numbers are deadline indices,
   so a skip shows as a gap in ``tick`` and ``t_s`` is always exactly
   ``t0 + tick * period_s``. Nothing is lost by a skip: devices buffer their
   samples and the next tick drains them all.
@@ -568,6 +569,11 @@ class FixedRateLoop:
 
                 # --- next deadline; skip (never burst) after an overrun
                 k += 1
+                if stop_flag.is_set() or (max_ticks is not None and n + 1 >= max_ticks):
+                    # The last tick: deadlines after it were never going to run, so
+                    # neither an overrun nor skips are counted past it (ticks +
+                    # skipped is then the last tick's index + 1, whatever the load).
+                    break
                 next_deadline = t0 + k * period_s
                 if end > next_deadline:
                     overrun = end - next_deadline
