@@ -58,8 +58,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    from vrbalance.interrupt import Interrupted, signals_as_interrupt
+
     try:
-        return int(args.func(args) or 0)
+        # SIGTERM and SIGHUP unwind like Ctrl-C: sessions close and file, pty folders go.
+        with signals_as_interrupt():
+            return int(args.func(args) or 0)
+    except Interrupted as exc:
+        print(f"vrbalance: stopped by {exc.signal_name}", file=sys.stderr)
+        return 128 + exc.signum
     except KeyboardInterrupt:
         print("vrbalance: interrupted", file=sys.stderr)
         return 130

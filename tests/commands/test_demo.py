@@ -419,3 +419,42 @@ def test_demo_loop_is_tuned_and_a_refused_fifo_is_logged_not_raised(monkeypatch,
         assert pipe.loop.state.value == "running"  # ... and the loop runs on
     finally:
         pipe.close()
+
+
+@pytest.mark.render
+@pytest.mark.slow
+def test_sigterm_closes_the_offscreen_demo_and_its_pty_folder(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from vrbalance.sessions.recorder import read_sidecar
+
+    tmp, out = tmp_path / "tmp", tmp_path / "out"
+    tmp.mkdir()
+    argv = ["demo", "--offscreen", "--seconds", "300", "--out", str(out), "--size", "64x36"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vrbalance", *argv, "--shot-every", "1000"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TMPDIR": str(tmp)},
+    )
+    state = out / "recording" / "state.csv"
+    try:
+        deadline = time.monotonic() + 60.0
+        while not (state.exists() and state.stat().st_size > 2000):
+            assert proc.poll() is None and time.monotonic() < deadline, "demo never recorded"
+            time.sleep(0.1)
+        assert list(tmp.glob("vrbalance-plate-*"))
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "vrbalance: stopped by SIGTERM" in err
+    assert read_sidecar(out / "recording")["status"] != "recording"
+    assert list(tmp.iterdir()) == []

@@ -272,7 +272,12 @@ def test_db_flag_and_env_select_the_database(
 
 
 def _run_until_recording(
-    data: Path, patient: str, min_state_bytes: int, *, capture: bool
+    data: Path,
+    patient: str,
+    min_state_bytes: int,
+    *,
+    capture: bool,
+    extra_env: dict[str, str] | None = None,
 ) -> tuple[Any, Path]:
     """Start ``vrbalance run --simulate --no-render`` in a subprocess and wait until
     its state.csv holds ``min_state_bytes`` (real time must pass for real rows).
@@ -285,7 +290,7 @@ def _run_until_recording(
     import time
 
     assert main(["patient", "add", patient]) == 0
-    env = {**os.environ, "VRBALANCE_DATA": str(data)}
+    env = {**os.environ, "VRBALANCE_DATA": str(data), **(extra_env or {})}
     argv = ["run", "--patient", patient, "--protocol", "baseline", "--simulate", "--no-render"]
     out = subprocess.PIPE if capture else subprocess.DEVNULL
     proc = subprocess.Popen(
@@ -330,6 +335,41 @@ def test_ctrl_c_ends_the_session_cleanly_and_files_it(data: Path) -> None:
         (session,) = store.sessions("P8")
         assert session["end_reason"] == "operator_abort"
         assert [t["end_reason"] for t in store.trials(session["id"])] == ["operator_abort"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
+def test_sigterm_and_sighup_close_the_session_like_ctrl_c(
+    data: Path, tmp_path: Path, signame: str
+) -> None:
+    """A stop from the system (kill, shutdown, a closed terminal) files the session."""
+    import signal
+
+    tmp = tmp_path / "tmp"  # the simulated plate's pty folders go here
+    tmp.mkdir()
+    patient = f"P{signame}"
+    proc, state_csv = _run_until_recording(
+        data, patient, 2000, capture=True, extra_env={"TMPDIR": str(tmp)}
+    )
+    try:
+        assert list(tmp.glob("vrbalance-plate-*")), "the simulated plate's pty folder"
+        proc.send_signal(getattr(signal, signame))
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "[1] Baseline: operator_abort" in out
+    folder = state_csv.parent
+    meta = read_sidecar(folder)
+    assert meta["status"] == "complete" and meta["end_reason"] == "operator_abort"
+    (note,) = [e for e in read_rows(folder / "events.csv") if e["kind"] == "interrupt"]
+    expected = f"session interrupted by {signame} (the system asked vrbalance to stop)"
+    assert note["message"] == expected
+    with Store(data / "vrbalance.sqlite3") as store:
+        (session,) = store.sessions(patient)
+        assert session["end_reason"] == "operator_abort"
+    assert list(tmp.iterdir()) == []  # no pty folder left behind
 
 
 def test_protocol_outside_the_envelope_is_refused_before_anything_starts(

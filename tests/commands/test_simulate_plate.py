@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,28 +18,33 @@ from vrbalance.devices.driver import ForcePlate
 
 
 @pytest.mark.slow
-def test_serves_a_pty_that_forceplate_reads_then_stops() -> None:
+def test_serves_a_pty_that_forceplate_reads_then_stops_on_sigterm(tmp_path: Path) -> None:
+    """Streams until stopped; SIGTERM stops it like Ctrl-C, removing its pty folder."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "vrbalance", "simulate-plate", "--plate", "generic-six-axis",
-         "--seconds", "3", "--script", "lean@0.1s:y=0.05:ramp=0.3:hold=5"],
+         "--seconds", "60", "--script", "lean@0.1s:y=0.05:ramp=0.3:hold=5"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
     )  # fmt: skip
     try:
         assert proc.stdout is not None
         port = proc.stdout.readline().strip()
+        assert Path(port).parent.parent == tmp_path
         plate = load_plate("generic-six-axis")
         with ForcePlate(port, plate) as device:
             frames = []
             while len(frames) < 1500:
                 frames += device.drain()
-        _, err = proc.communicate(timeout=10)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
     finally:
         proc.kill()
     assert proc.returncode == 0, err
     assert "simulated generic-six-axis (binary, 1000 Hz, 921600 baud nominal)" in err
-    assert "stopped after" in err
+    assert "SIGTERM: stopping" in err and "stopped after" in err
+    assert list(tmp_path.iterdir()) == []  # no pty folder left behind
     cop = compute_cop(np.array([f.channels for f in frames]), plate.geometry)
     assert cop.loaded.all()
     assert np.nanmean(cop.cop_m[-200:, 1]) > 0.05  # leaning forward by 5 cm (+2 cm stance)

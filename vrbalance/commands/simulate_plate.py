@@ -82,7 +82,9 @@ def run(args: argparse.Namespace) -> int:
                 clock.sleep_s(0.1 if end_s is None else min(0.1, end_s - clock.now_s()))
                 if sim.error is not None:
                     raise sim.error
-        except KeyboardInterrupt:
-            pass
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP (vrbalance.interrupt)
+            from vrbalance.interrupt import interrupt_reason
+
+            print(f"{interrupt_reason(exc)}: stopping", file=sys.stderr)
         print(f"stopped after {sim.frames_sent} frames", file=sys.stderr)
     return 0

@@ -32,6 +32,7 @@ import os
 import tempfile
 import threading
 import tty
+import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -66,6 +67,15 @@ BACKLOG_BYTES = 64 * 1024
 WriteHook = Callable[[int, int, float], None]
 """``hook(first_seq, n_frames, t_s)`` after every write; ``t_s`` is the clock just
 before the write began (benchmarks measure latency from it)."""
+
+
+def _remove_folder(path: Path) -> None:
+    """Remove the pty folder and the port link in it (nothing else is ever put there)."""
+    for child in (path / "ttySIM0", path / "ttySIM0.new"):
+        with contextlib.suppress(FileNotFoundError):
+            child.unlink()
+    with contextlib.suppress(OSError):
+        path.rmdir()
 
 
 def _resolve_plate(plate: Any) -> Any:
@@ -152,6 +162,11 @@ class SimulatedPlateServer:
         self._on_write = on_write
         self._server_events = [e for e in self.script if e.kind in SERVER_EVENTS]
         self._dir = Path(tempfile.mkdtemp(prefix="vrbalance-plate-"))
+        # stop() removes the folder; this finalizer is only the net for a server never
+        # started or stopped (an error between construction and start): it runs at
+        # garbage collection or interpreter exit, which SIGTERM/SIGHUP now reach too
+        # (vrbalance.interrupt).
+        self._remove_dir = weakref.finalize(self, _remove_folder, self._dir)
         self.port_path = str(self._dir / "ttySIM0")
         self._master: int | None = None
         self._slave: int | None = None
@@ -255,8 +270,7 @@ class SimulatedPlateServer:
             self._thread.join(timeout=5.0)
             self._thread = None
         self.unplug()
-        with contextlib.suppress(OSError):
-            os.rmdir(self._dir)
+        self._remove_dir()
 
     close = stop
 

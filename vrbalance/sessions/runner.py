@@ -805,19 +805,11 @@ class SessionRunner:
                 ):
                     session_end = EndReason.TIME_LIMIT
                     break
-        except KeyboardInterrupt:
-            # Ctrl-C between trials (during a rest): the operator ends the session.
+        except KeyboardInterrupt as exc:
+            # Ctrl-C (or SIGTERM/SIGHUP, delivered the same way by
+            # vrbalance.interrupt) between trials: the session ends as the operator's.
             session_end = EndReason.OPERATOR_ABORT
-            recorder.event(
-                -1,
-                Event(
-                    self.clock.now_s(),
-                    "operator",
-                    "interrupt",
-                    "operator interrupted the session (Ctrl-C)",
-                    "warning",
-                ),
-            )
+            recorder.event(-1, _interrupt_event(self.clock.now_s(), exc))
         except BaseException as exc:
             # A bug or an unexpected failure: the recording is closed as "failed"
             # with the error, never silently as a normal end; the error propagates.
@@ -967,22 +959,14 @@ class SessionRunner:
                     shown = self._follow_console(run, shown)
                     self.world.frame(state, calm, pitch)
                 loop.stop()
-        except KeyboardInterrupt:
-            # Ctrl-C at the console is the operator stopping the session: end the
-            # trial and the session cleanly so the recording and records are kept.
+        except KeyboardInterrupt as exc:
+            # Ctrl-C at the console (or SIGTERM/SIGHUP, delivered the same way) is the
+            # operator stopping the session: end the trial and the session cleanly so
+            # the recording and records are kept.
             loop.request_stop()
             if loop.state.value == "running":
                 loop.stop()
-            recorder.event(
-                index,
-                Event(
-                    self.clock.now_s(),
-                    "operator",
-                    "interrupt",
-                    "operator interrupted the session (Ctrl-C)",
-                    "warning",
-                ),
-            )
+            recorder.event(index, _interrupt_event(self.clock.now_s(), exc))
             run.end = run.end or EndReason.OPERATOR_ABORT
             run.stop_session = True
         finally:
@@ -1490,6 +1474,19 @@ class SessionRunner:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _interrupt_event(t_s: float, exc: BaseException) -> Event:
+    """The recording's note of an interrupt: Ctrl-C, or the signal that asked to stop."""
+    from vrbalance.interrupt import interrupt_reason
+
+    how = interrupt_reason(exc)
+    message = (
+        "operator interrupted the session (Ctrl-C)"
+        if how == "Ctrl-C"
+        else f"session interrupted by {how} (the system asked vrbalance to stop)"
+    )
+    return Event(t_s, "operator", "interrupt", message, "warning", values={"signal": how})
 
 
 def patient_envelope(patient: Any) -> Any:
