@@ -135,7 +135,10 @@ def test_simulated_baseline_session_end_to_end(
     assert main(["replay", session["id"]]) == 0
     assert "states identical: True" in capsys.readouterr().out
 
+    # Simulated and shortened: listed but not charted, unless asked.
     assert main(["progress", "P7", "--out", str(tmp_path / "p.html")]) == 0
+    assert "1 session(s) left out of the charts" in (tmp_path / "p.html").read_text()
+    assert main(["progress", "P7", "--out", str(tmp_path / "p.html"), "--include-all"]) == 0
     assert (tmp_path / "p.html").read_text().count("data:image/png;base64,") >= 4
 
 
@@ -326,7 +329,7 @@ def test_ctrl_c_ends_the_session_cleanly_and_files_it(data: Path) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 0, err
+    assert proc.returncode == 1, err  # stopped before its trials were done
     assert "[1] Baseline: operator_abort" in out
     folder = state_csv.parent
     meta = read_sidecar(folder)
@@ -590,7 +593,7 @@ def test_xr_session_loss_ends_the_session_as_device_lost_and_keeps_the_recording
 ) -> None:
     fake = _xr_session(monkeypatch, {10: "lose_session"})
     rc, folder = _run_xr(data)
-    assert rc == 0 and fake.violations == []
+    assert rc == 1 and fake.violations == []  # ended before its trials were done
     out = capsys.readouterr().out
     assert "ended: device_lost" in out
     meta = read_sidecar(folder)
@@ -622,10 +625,30 @@ def test_xr_head_that_is_never_tracked_never_starts_the_trial(
 
     monkeypatch.setattr(fake, "locate_space", untracked)
     rc, folder = _run_xr(data)
-    assert rc == 0
+    assert rc == 1  # never started: not a session, not filed
+    with Store(data / "vrbalance.sqlite3") as store:
+        assert store.sessions("PX") == []
     events = read_rows(folder / "events.csv")
     (timeout,) = [e for e in events if e["kind"] == "inputs_timeout"]
     assert "no tracked head pose within 5 s" in timeout["message"]
     assert "inferred, not tracked" in timeout["message"]
     assert read_sidecar(folder)["end_reason"] == "device_lost"
     assert read_rows(folder / "state.csv") == []  # the trial never started: nothing judged
+
+
+def test_run_against_a_missing_plate_fails_and_files_no_session(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A session whose first trial never started is not a session: non-zero, not filed."""
+    assert main(["patient", "add", "PM"]) == 0
+    port = tmp_path / "no-such-plate"
+    argv = ["--patient", "PM", "--protocol", "baseline", "--port", str(port), "--no-render"]
+    rc = main(["run", *argv])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert "did not start: no trial started (device lost); not filed" in err
+    with Store(data / "vrbalance.sqlite3") as store:
+        assert store.sessions("PM") == []
+    (folder,) = (data / "sessions" / "PM").iterdir()  # what happened is kept
+    (failure,) = [e for e in read_rows(folder / "events.csv") if e["kind"] == "device_open_failed"]
+    assert str(port) in failure["message"]

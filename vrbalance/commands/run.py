@@ -23,7 +23,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "the safety monitor every tick and the director between trials; every sample and "
             "event is recorded to the patient's session folder as it happens, and the session "
             "is filed in the database at the end. --simulate uses the simulated patient (pty "
-            "plate + scripted head); --seconds-scale 0.1 shortens every trial for quick checks."
+            "plate + scripted head); --seconds-scale 0.1 shortens every trial for quick checks. "
+            "Exit status: 0 when the protocol ran to its end, 1 when the session ended before "
+            "(stopped, device lost, time limit) or never started (then it is not filed), "
+            "2 for a refused or invalid request."
         ),
     )
     parser.add_argument(
@@ -119,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
     from vrbalance.sessions.paths import db_path, sessions_root
     from vrbalance.sessions.protocol import load_protocol
     from vrbalance.sessions.runner import (
+        EndReason,
         ProgressBar,
         SerialDevices,
         SessionRunner,
@@ -256,6 +260,23 @@ def _file(
             f"{stats.frames_rendered}; head poses located {stats.head_poses} "
             f"({stats.head_poses / run_s:.0f}/s over {run_s:.1f} s)"
         )
+    from vrbalance.report.marks import marks_of
+
+    marks = marks_of(
+        simulated=args.simulate,
+        seconds_scale=args.seconds_scale,
+        end_reason=result.end_reason.value,
+        trials=[r.row() for r in result.trials],
+    )
+    if not marks.started:
+        # Nothing was measured: not a session of the patient's record.
+        print(
+            f"vrbalance run: session {session_id} did not start: no trial started "
+            f"({result.end_reason.value.replace('_', ' ')}); not filed in the database. "
+            f"What happened is recorded in {folder / 'events.csv'}",
+            file=sys.stderr,
+        )
+        return 1
     try:
         with Store(path) as store:
             import_session(store, folder)
@@ -273,6 +294,15 @@ def _file(
         channel.finish({"end_reason": result.end_reason.value, "filed": True})
     print(f"session {session_id} ended: {result.end_reason.value}; filed in {path}")
     print(f"report: vrbalance report {folder}")
+    if result.end_reason is not EndReason.COMPLETED:
+        done = sum(1 for r in result.trials if r.end_reason is EndReason.COMPLETED)
+        print(
+            f"vrbalance run: the session ended before its trials were done "
+            f"({result.end_reason.value.replace('_', ' ')}; {done} of "
+            f"{len(protocol.trials)} planned trials completed)",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
