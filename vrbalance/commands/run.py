@@ -122,7 +122,6 @@ def run(args: argparse.Namespace) -> int:
     from vrbalance.sessions.paths import db_path, sessions_root
     from vrbalance.sessions.protocol import load_protocol
     from vrbalance.sessions.runner import (
-        EndReason,
         ProgressBar,
         SerialDevices,
         SessionRunner,
@@ -261,10 +260,11 @@ def _file(
             f"({stats.head_poses / run_s:.0f}/s over {run_s:.1f} s)"
         )
     from vrbalance.report.marks import marks_of
+    from vrbalance.sessions.runner import EndReason
 
     marks = marks_of(
-        simulated=args.simulate,
-        seconds_scale=args.seconds_scale,
+        simulated=False,
+        seconds_scale=None,
         end_reason=result.end_reason.value,
         trials=[r.row() for r in result.trials],
     )
@@ -276,6 +276,8 @@ def _file(
             f"What happened is recorded in {folder / 'events.csv'}",
             file=sys.stderr,
         )
+        if channel is not None:
+            channel.finish({"end_reason": result.end_reason.value, "filed": False})
         return 1
     try:
         with Store(path) as store:
@@ -298,8 +300,8 @@ def _file(
         done = sum(1 for r in result.trials if r.end_reason is EndReason.COMPLETED)
         print(
             f"vrbalance run: the session ended before its trials were done "
-            f"({result.end_reason.value.replace('_', ' ')}; {done} of "
-            f"{len(protocol.trials)} planned trials completed)",
+            f"({result.end_reason.value.replace('_', ' ')}; {done} of the "
+            f"{len(result.trials)} trials run completed)",
             file=sys.stderr,
         )
         return 1
