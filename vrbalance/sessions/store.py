@@ -1,107 +1,92 @@
-"""The patient record store: patients, sessions, trials and summary measures in SQLite.
+"""The patient record store: patients, envelopes, sessions, trials, measures, events, recordings.
 
-The database is an index, not the source of truth: every session is first a
-recording folder (see :mod:`vrbalance.sessions.recorder`), and
-:func:`import_session` (``vrbalance patient import FOLDER``) can (re)build the
-rows from it at any time. A session whose database was locked, damaged or
-missing during the run is therefore never lost.
+One interface, two back ends (:mod:`vrbalance.sessions.dbconn`): an SQLite
+file for one station (the default, in the user's data folder) and a
+PostgreSQL server for a clinic whose stations share one record
+(``--db postgresql://...`` or ``$VRBALANCE_DB``). The schema comes from one
+list of versioned migrations (:mod:`vrbalance.sessions.migrations`), applied
+when a database is opened, with a message saying so; a database newer than
+this program is refused.
 
-Errors are :class:`StoreError` with the database file in the message:
+The recording folder stays the source of truth: every session is first a
+folder of CSV files (see :mod:`vrbalance.sessions.recorder`), and
+:func:`import_session` (``vrbalance patient import FOLDER``, and ``run`` at
+the end of a session) files it: its rows, its events and the recording files
+themselves, gzip-compressed, in one transaction, so that ``report``,
+``progress`` and ``replay`` work on any station (:func:`resolve_session_folder`
+unpacks a recording another station filed). Filing twice replaces the rows.
+
+Concurrency. A patient's envelope is versioned: :meth:`Store.set_envelope`
+writes the next version under a row lock and keeps every version in the
+``envelopes`` table (nothing is overwritten unseen; ``if_version=`` refuses a
+change made from a stale copy), and a session keeps the envelope it ran with
+(``sessions.envelope_json`` and ``envelope_version``, from its sidecar).
+
+Errors are :class:`StoreError` with the database in the message (a server URL
+without its password):
 
 - a missing patient names the id and how to add one;
 - a database another program holds locked past ``timeout_s`` says so;
-- a file that is not an SQLite database says so (it is never overwritten).
+- a file that is not an SQLite database says so (it is never overwritten);
+- an unreachable server is :class:`StoreUnavailable` (the recording is kept).
 
-The file is created ``0o600`` in a ``0o700`` folder (patient data). The schema
-version is SQLite's ``user_version`` pragma; :data:`SCHEMA_VERSION` is what
-this code writes, and an older file is migrated forward on open.
+An SQLite file is created ``0o600`` in a ``0o700`` folder (patient data).
 """
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import json
 import logging
 import os
-import sqlite3
+import socket
+import zlib
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vrbalance.errors import VrBalanceError
+from vrbalance.sessions.dbconn import (
+    Connection,
+    StoreError,
+    StoreUnavailable,
+    connect,
+    is_server,
+    redact,
+)
+from vrbalance.sessions.migrations import SCHEMA_VERSION, Migration, pending
 from vrbalance.sessions.recorder import (
     FILE_MODE,
+    SIDECAR,
     make_private_dir,
+    read_rows,
     read_sidecar,
+    utc_now_iso,
 )
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "SESSION_LEVEL",
+    "Patient",
+    "Store",
+    "StoreError",
+    "StoreUnavailable",
+    "import_session",
+    "resolve_session_folder",
+    "session_rows_from_folder",
+]
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS patients (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL DEFAULT '',
-    birth_year INTEGER,
-    sex TEXT NOT NULL DEFAULT '',
-    height_m REAL,
-    mass_kg REAL,
-    foot_length_m REAL,
-    envelope_json TEXT NOT NULL DEFAULT '{}',
-    notes TEXT NOT NULL DEFAULT '',
-    created_utc TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS sessions (
-    id TEXT PRIMARY KEY,
-    patient_id TEXT NOT NULL REFERENCES patients(id),
-    protocol TEXT NOT NULL,
-    started_utc TEXT NOT NULL,
-    ended_utc TEXT,
-    end_reason TEXT,
-    status TEXT NOT NULL,
-    folder TEXT NOT NULL,
-    software_version TEXT NOT NULL DEFAULT '',
-    simulated INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS sessions_patient ON sessions(patient_id, started_utc);
-CREATE TABLE IF NOT EXISTS trials (
-    session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
-    idx INTEGER NOT NULL,
-    name TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    scene TEXT NOT NULL,
-    stance TEXT NOT NULL,
-    eyes TEXT NOT NULL,
-    surface TEXT NOT NULL,
-    surround TEXT NOT NULL,
-    assessment TEXT NOT NULL,
-    condition INTEGER NOT NULL,
-    director INTEGER NOT NULL DEFAULT 0,
-    level INTEGER,
-    planned_s REAL NOT NULL,
-    start_t_s REAL,
-    end_t_s REAL,
-    end_reason TEXT NOT NULL,
-    PRIMARY KEY (session_id, idx)
-);
-CREATE TABLE IF NOT EXISTS measures (
-    session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
-    trial_idx INTEGER NOT NULL,
-    name TEXT NOT NULL,
-    value REAL,
-    unit TEXT NOT NULL DEFAULT '',
-    PRIMARY KEY (session_id, trial_idx, name)
-);
-"""
-
 #: Trial index used for session-level measures (e.g. the SOT composite).
 SESSION_LEVEL = -1
-
-
-class StoreError(VrBalanceError):
-    """The record store cannot do what was asked; the message names the file."""
+#: gzip level of uploaded recordings: 6 (zlib's default) packs the CSV streams
+#: about 3x; higher levels gain little on them and cost time at filing.
+COMPRESS_LEVEL = 6
+#: Bytes of compressed recording per database row: small enough that a
+#: 30-minute session never needs one huge value in memory or on the wire.
+CHUNK_BYTES = 4 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +111,10 @@ class Patient:
         Free text.
     created_utc : str
         ISO 8601 time of creation.
+    envelope_version : int
+        How many times the envelope was set (0: never). A session records the
+        version it ran with; :meth:`Store.set_envelope` can refuse a change
+        made from an older version.
     """
 
     id: str
@@ -138,6 +127,7 @@ class Patient:
     envelope: Mapping[str, Any] | None = None
     notes: str = ""
     created_utc: str = ""
+    envelope_version: int = 0
 
     def age_years(self, year: int) -> int | None:
         """Age in whole years during calendar ``year`` (``None`` if unknown)."""
@@ -153,22 +143,23 @@ class Patient:
             "mass_kg": self.mass_kg,
             "foot_length_m": self.foot_length_m,
             "envelope": dict(self.envelope or {}),
+            "envelope_version": self.envelope_version,
             "notes": self.notes,
             "created_utc": self.created_utc,
         }
 
 
-def _patient_from_row(row: sqlite3.Row, path: Path | None = None) -> Patient:
+def _patient_from_row(row: Mapping[str, Any], where: str = "") -> Patient:
     try:
         envelope = json.loads(row["envelope_json"] or "{}")
     except json.JSONDecodeError as exc:
         raise StoreError(
-            f"{path}: patient {row['id']!r}: the stored envelope is not valid JSON ({exc}); "
+            f"{where}: patient {row['id']!r}: the stored envelope is not valid JSON ({exc}); "
             f"set it again with `vrbalance patient set-envelope {row['id']} FILE.toml`"
         ) from None
     if not isinstance(envelope, dict):
         raise StoreError(
-            f"{path}: patient {row['id']!r}: the stored envelope is not a table; "
+            f"{where}: patient {row['id']!r}: the stored envelope is not a table; "
             f"set it again with `vrbalance patient set-envelope {row['id']} FILE.toml`"
         )
     return Patient(
@@ -182,45 +173,106 @@ def _patient_from_row(row: sqlite3.Row, path: Path | None = None) -> Patient:
         envelope=envelope,
         notes=row["notes"],
         created_utc=row["created_utc"],
+        envelope_version=int(row.get("envelope_version") or 0),
     )
 
 
+_SESSION_COLUMNS = (
+    "id",
+    "patient_id",
+    "protocol",
+    "started_utc",
+    "ended_utc",
+    "end_reason",
+    "status",
+    "folder",
+    "software_version",
+    "simulated",
+    "envelope_json",
+    "envelope_version",
+    "station",
+    "filed_utc",
+)
+_TRIAL_COLUMNS = (
+    "session_id",
+    "idx",
+    "name",
+    "kind",
+    "scene",
+    "stance",
+    "eyes",
+    "surface",
+    "surround",
+    "assessment",
+    "condition",
+    "director",
+    "level",
+    "planned_s",
+    "start_t_s",
+    "end_t_s",
+    "end_reason",
+)
+_EVENT_COLUMNS = (
+    "session_id",
+    "seq",
+    "trial",
+    "t_s",
+    "source",
+    "kind",
+    "severity",
+    "message",
+    "values_json",
+)
+
+
+def _insert(table: str, columns: Sequence[str]) -> str:
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
+
+
+def _upsert(table: str, columns: Sequence[str], key: Sequence[str]) -> str:
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
+    return f"{_insert(table, columns)} ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
+
+
 class Store:
-    """An open vrbalance database.
+    """An open vrbalance database: an SQLite file or a PostgreSQL server.
 
     Parameters
     ----------
-    path : Path
-        The SQLite file; created (``0o600``, folder ``0o700``) if missing.
+    target : str or Path
+        An SQLite file (created ``0o600`` in a ``0o700`` folder if missing), or
+        a ``postgresql://user@host/db?sslmode=...`` URL.
     timeout_s : float
-        How long to wait for a lock held by another program before giving up.
+        How long to wait for a lock held by another program (or, on a server,
+        for the connection) before giving up.
+    migrate : bool
+        Apply missing schema migrations now (default). With ``False`` an older
+        schema is an error that says to run ``vrbalance db migrate``.
 
     Raises
     ------
     StoreError
-        If the file is not a database, is locked past ``timeout_s``, or was
-        written by a newer vrbalance.
+        If the file is not a database, is locked past ``timeout_s``, the server
+        cannot be reached (:class:`StoreUnavailable`), or the schema was written
+        by a newer vrbalance.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, timeout_s: float = 5.0) -> None:
-        self.path = Path(path)
+    def __init__(
+        self,
+        target: str | os.PathLike[str],
+        *,
+        timeout_s: float = 5.0,
+        migrate: bool = True,
+    ) -> None:
         self.timeout_s = float(timeout_s)
-        make_private_dir(self.path.parent)
-        if not self.path.exists():
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
-            os.close(fd)
-        os.chmod(self.path, FILE_MODE)
+        self.conn: Connection = connect(target, timeout_s=timeout_s)
+        self.where = self.conn.where
+        self.path = self.conn.path
+        self.dialect = self.conn.dialect
         try:
-            self._db = sqlite3.connect(self.path, timeout=self.timeout_s)
-        except sqlite3.Error as exc:
-            raise self._error(exc) from exc
-        self._db.row_factory = sqlite3.Row
-        try:
-            with self._guard():
-                self._db.execute("PRAGMA foreign_keys = ON")
-                self._migrate()
-        except StoreError:
-            self._db.close()
+            self._check_schema(migrate=migrate)
+        except BaseException:
+            self.conn.close()
             raise
 
     # -- lifecycle ----------------------------------------------------------
@@ -233,53 +285,75 @@ class Store:
 
     def close(self) -> None:
         """Close the connection (idempotent)."""
-        self._db.close()
+        self.conn.close()
 
-    def _error(self, exc: sqlite3.Error) -> StoreError:
-        text = str(exc)
-        if "locked" in text or "busy" in text:
-            return StoreError(
-                f"{self.path}: database is locked by another program "
-                f"(waited {self.timeout_s:g} s); close it and try again"
-            )
-        if "not a database" in text or "malformed" in text or "corrupt" in text:
-            return StoreError(
-                f"{self.path}: not a vrbalance database (the file is not SQLite or is "
-                "damaged); move it aside, then re-import sessions with "
-                "`vrbalance patient import FOLDER`"
-            )
-        return StoreError(f"{self.path}: database error: {text}")
+    @property
+    def tls(self) -> bool:
+        """Whether the connection to the database is encrypted (never for a file)."""
+        return self.conn.tls
 
-    @contextmanager
-    def _guard(self) -> Iterator[None]:
-        """Run a transaction, turning SQLite errors into :class:`StoreError`."""
-        try:
-            with self._db:
-                yield
-        except sqlite3.Error as exc:
-            raise self._error(exc) from exc
+    # -- schema -------------------------------------------------------------
 
-    def _migrate(self) -> None:
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+    def _check_schema(self, *, migrate: bool) -> None:
+        version = self.conn.read_version()
         if version > SCHEMA_VERSION:
             raise StoreError(
-                f"{self.path}: database schema version {version} is newer than this "
+                f"{self.where}: database schema version {version} is newer than this "
                 f"vrbalance understands ({SCHEMA_VERSION}); upgrade vrbalance"
             )
         if version < SCHEMA_VERSION:
-            self._db.executescript(
-                "BEGIN;" + _SCHEMA + f"PRAGMA user_version = {SCHEMA_VERSION};COMMIT;"
-            )
-            log.info("%s: schema %d -> %d", self.path, version, SCHEMA_VERSION)
+            if not migrate:
+                raise StoreError(
+                    f"{self.where}: database schema version {version} is older than this "
+                    f"vrbalance needs ({SCHEMA_VERSION}); run `vrbalance db migrate`"
+                )
+            self.migrate()
+
+    def migrate(self) -> list[Migration]:
+        """Apply the migrations this database lacks, each in one transaction.
+
+        Another station migrating at the same moment waits (advisory lock on
+        PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite) and then finds nothing left.
+
+        Returns
+        -------
+        list of Migration
+            Those applied (empty when the schema was current).
+        """
+        applied: list[Migration] = []
+        while True:
+            with self.conn.transaction():
+                self.conn.lock_migrations()
+                version = self.conn.read_version()
+                if version > SCHEMA_VERSION:
+                    raise StoreError(
+                        f"{self.where}: database schema version {version} is newer than "
+                        f"this vrbalance understands ({SCHEMA_VERSION}); upgrade vrbalance"
+                    )
+                todo = pending(version)
+                if not todo:
+                    return applied
+                step = todo[0]
+                log.warning(
+                    "%s: upgrading the record's schema from version %d to %d (%s)",
+                    self.where,
+                    version,
+                    step.version,
+                    step.description,
+                )
+                for statement in step.sql(self.dialect):
+                    self.conn.query(statement)
+                self.conn.write_version(step.version)
+            applied.append(step)
 
     @property
     def schema_version(self) -> int:
-        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        return self.conn.read_version()
 
     # -- patients -----------------------------------------------------------
 
     def add_patient(self, patient: Patient) -> Patient:
-        """Insert a new patient.
+        """Insert a new patient (with its envelope as version 1 if it has one).
 
         Raises
         ------
@@ -287,33 +361,33 @@ class Store:
             If the id exists already or is empty.
         """
         if not patient.id or not patient.id.strip():
-            raise StoreError(f"{self.path}: a patient id must not be empty")
-        from vrbalance.sessions.recorder import utc_now_iso
-
+            raise StoreError(f"{self.where}: a patient id must not be empty")
         created = patient.created_utc or utc_now_iso()
-        try:
-            with self._guard():
-                self._db.execute(
-                    "INSERT INTO patients (id, name, birth_year, sex, height_m, mass_kg, "
-                    "foot_length_m, envelope_json, notes, created_utc) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        patient.id,
-                        patient.name,
-                        patient.birth_year,
-                        patient.sex,
-                        patient.height_m,
-                        patient.mass_kg,
-                        patient.foot_length_m,
-                        json.dumps(dict(patient.envelope or {})),
-                        patient.notes,
-                        created,
-                    ),
-                )
-        except StoreError as exc:
-            if isinstance(exc.__cause__, sqlite3.IntegrityError):
-                raise StoreError(f"{self.path}: patient {patient.id!r} already exists") from None
-            raise
+        envelope = dict(patient.envelope or {})
+        with self.conn.transaction():
+            self.conn.lock_key(f"patient:{patient.id}")
+            if self.conn.query("SELECT id FROM patients WHERE id = ?", (patient.id,)):
+                raise StoreError(f"{self.where}: patient {patient.id!r} already exists")
+            self.conn.query(
+                "INSERT INTO patients (id, name, birth_year, sex, height_m, mass_kg, "
+                "foot_length_m, envelope_json, notes, created_utc, envelope_version) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    patient.id,
+                    patient.name,
+                    patient.birth_year,
+                    patient.sex,
+                    patient.height_m,
+                    patient.mass_kg,
+                    patient.foot_length_m,
+                    json.dumps(envelope),
+                    patient.notes,
+                    created,
+                    1 if envelope else 0,
+                ),
+            )
+            if envelope:
+                self._record_envelope(patient.id, 1, envelope, created)
         return self.patient(patient.id)
 
     def patient(self, patient_id: str) -> Patient:
@@ -322,22 +396,20 @@ class Store:
         Raises
         ------
         StoreError
-            ``no patient 'X' in FILE; add one with `vrbalance patient add X```.
+            ``no patient 'X' in DB; add one with `vrbalance patient add X```.
         """
-        with self._guard():
-            row = self._db.execute("SELECT * FROM patients WHERE id = ?", (patient_id,)).fetchone()
-        if row is None:
+        rows = self.conn.query("SELECT * FROM patients WHERE id = ?", (patient_id,))
+        if not rows:
             raise StoreError(
-                f"no patient {patient_id!r} in {self.path}; "
+                f"no patient {patient_id!r} in {self.where}; "
                 f"add one with `vrbalance patient add {patient_id}`"
             )
-        return _patient_from_row(row, self.path)
+        return _patient_from_row(rows[0], self.where)
 
     def patients(self) -> list[Patient]:
         """All patients, by id."""
-        with self._guard():
-            rows = self._db.execute("SELECT * FROM patients ORDER BY id").fetchall()
-        return [_patient_from_row(r, self.path) for r in rows]
+        rows = self.conn.query("SELECT * FROM patients ORDER BY id")
+        return [_patient_from_row(r, self.where) for r in rows]
 
     def update_patient(self, patient: Patient) -> Patient:
         """Replace a patient's details (name, birth year, sex, body size, notes).
@@ -351,32 +423,148 @@ class Store:
             If there is no such patient.
         """
         self.patient(patient.id)
-        with self._guard():
-            self._db.execute(
-                "UPDATE patients SET name = ?, birth_year = ?, sex = ?, height_m = ?, "
-                "mass_kg = ?, foot_length_m = ?, notes = ? WHERE id = ?",
+        self.conn.query(
+            "UPDATE patients SET name = ?, birth_year = ?, sex = ?, height_m = ?, "
+            "mass_kg = ?, foot_length_m = ?, notes = ? WHERE id = ?",
+            (
+                patient.name,
+                patient.birth_year,
+                patient.sex,
+                patient.height_m,
+                patient.mass_kg,
+                patient.foot_length_m,
+                patient.notes,
+                patient.id,
+            ),
+        )
+        return self.patient(patient.id)
+
+    def set_envelope(
+        self,
+        patient_id: str,
+        envelope: Mapping[str, Any],
+        *,
+        if_version: int | None = None,
+    ) -> Patient:
+        """Set a patient's safety envelope as its next version (the director's limits).
+
+        Two stations setting it at the same moment both succeed, one after the
+        other, and both versions stay in :meth:`envelope_history`.
+
+        Parameters
+        ----------
+        patient_id : str
+            The patient.
+        envelope : Mapping
+            The whole envelope (it replaces the current one).
+        if_version : int, optional
+            Refuse unless the current version is this one: a therapist who
+            edited the envelope shown at version N does not silently undo a
+            change another station made since.
+
+        Raises
+        ------
+        StoreError
+            No such patient, or ``if_version`` is not the current version.
+        """
+        with self.conn.transaction():
+            rows = self.conn.query(
+                "SELECT envelope_version FROM patients WHERE id = ?" + self.conn.for_update,
+                (patient_id,),
+            )
+            if not rows:
+                self.patient(patient_id)  # raises the usual "no patient" error
+            current = int(rows[0]["envelope_version"] or 0)
+            if if_version is not None and if_version != current:
+                raise StoreError(
+                    f"{self.where}: the envelope of {patient_id!r} changed meanwhile "
+                    f"(version {current}, expected {if_version}); reload it and try again"
+                )
+            body = dict(envelope)
+            self.conn.query(
+                "UPDATE patients SET envelope_json = ?, envelope_version = ? WHERE id = ?",
+                (json.dumps(body), current + 1, patient_id),
+            )
+            self._record_envelope(patient_id, current + 1, body, utc_now_iso())
+        return self.patient(patient_id)
+
+    def _record_envelope(
+        self, patient_id: str, version: int, envelope: Mapping[str, Any], when: str
+    ) -> None:
+        self.conn.query(
+            "INSERT INTO envelopes (patient_id, version, envelope_json, set_utc, station) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (patient_id, version, json.dumps(dict(envelope)), when, socket.gethostname()),
+        )
+
+    def envelope_history(self, patient_id: str) -> list[dict[str, Any]]:
+        """Every envelope the patient had, oldest first.
+
+        Returns
+        -------
+        list of dict
+            ``version, envelope, set_utc, station`` per version.
+        """
+        self.patient(patient_id)
+        rows = self.conn.query(
+            "SELECT version, envelope_json, set_utc, station FROM envelopes "
+            "WHERE patient_id = ? ORDER BY version",
+            (patient_id,),
+        )
+        return [
+            {
+                "version": int(r["version"]),
+                "envelope": json.loads(r["envelope_json"]),
+                "set_utc": r["set_utc"],
+                "station": r["station"],
+            }
+            for r in rows
+        ]
+
+    def put_patient(self, patient: Patient, history: Sequence[Mapping[str, Any]] = ()) -> bool:
+        """Insert ``patient`` with its envelope history unless the id exists (``db copy``).
+
+        Returns
+        -------
+        bool
+            ``True`` if inserted, ``False`` if a patient with that id was there
+            (it is left as it is: the clinic's record wins over a station's).
+        """
+        with self.conn.transaction():
+            self.conn.lock_key(f"patient:{patient.id}")
+            if self.conn.query("SELECT id FROM patients WHERE id = ?", (patient.id,)):
+                return False
+            self.conn.query(
+                "INSERT INTO patients (id, name, birth_year, sex, height_m, mass_kg, "
+                "foot_length_m, envelope_json, notes, created_utc, envelope_version) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
+                    patient.id,
                     patient.name,
                     patient.birth_year,
                     patient.sex,
                     patient.height_m,
                     patient.mass_kg,
                     patient.foot_length_m,
+                    json.dumps(dict(patient.envelope or {})),
                     patient.notes,
-                    patient.id,
+                    patient.created_utc or utc_now_iso(),
+                    patient.envelope_version,
                 ),
             )
-        return self.patient(patient.id)
-
-    def set_envelope(self, patient_id: str, envelope: Mapping[str, Any]) -> Patient:
-        """Replace a patient's safety envelope (the director's per-patient limits)."""
-        self.patient(patient_id)
-        with self._guard():
-            self._db.execute(
-                "UPDATE patients SET envelope_json = ? WHERE id = ?",
-                (json.dumps(dict(envelope)), patient_id),
-            )
-        return self.patient(patient_id)
+            for h in history:
+                self.conn.query(
+                    "INSERT INTO envelopes (patient_id, version, envelope_json, set_utc, "
+                    "station) VALUES (?, ?, ?, ?, ?)",
+                    (
+                        patient.id,
+                        int(h["version"]),
+                        json.dumps(dict(h["envelope"])),
+                        h["set_utc"],
+                        h.get("station", ""),
+                    ),
+                )
+        return True
 
     # -- sessions -----------------------------------------------------------
 
@@ -385,8 +573,11 @@ class Store:
         session: Mapping[str, Any],
         trials: Sequence[Mapping[str, Any]],
         measures: Sequence[tuple[int, str, float | None, str]],
+        *,
+        events: Sequence[Mapping[str, Any]] | None = None,
+        recording: Path | None = None,
     ) -> None:
-        """Insert or replace one session with its trials and measures (one transaction).
+        """Insert or replace one session with everything that belongs to it (one transaction).
 
         Parameters
         ----------
@@ -396,36 +587,49 @@ class Store:
             ``trials.csv`` rows (keys :data:`~vrbalance.sessions.recorder.TRIAL_COLUMNS`).
         measures : sequence of (trial_idx, name, value, unit)
             Summary measures; ``trial_idx`` :data:`SESSION_LEVEL` for the session.
+        events : sequence of Mapping, optional
+            ``events.csv`` rows; ``None`` keeps those already filed.
+        recording : Path, optional
+            The session folder whose files are uploaded (gzip, in chunks);
+            ``None`` keeps the recording already filed, if any.
+
+        Raises
+        ------
+        StoreError
+            No such patient (nothing is written), or the database failed
+            (nothing is written either: it is one transaction).
         """
-        self.patient(str(session["patient_id"]))
-        with self._guard():
-            self._db.execute("DELETE FROM measures WHERE session_id = ?", (session["id"],))
-            self._db.execute("DELETE FROM trials WHERE session_id = ?", (session["id"],))
-            self._db.execute(
-                "INSERT OR REPLACE INTO sessions (id, patient_id, protocol, started_utc, "
-                "ended_utc, end_reason, status, folder, software_version, simulated) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    session["id"],
-                    session["patient_id"],
-                    session["protocol"],
-                    session["started_utc"],
-                    session.get("ended_utc"),
-                    session.get("end_reason"),
-                    session.get("status", "complete"),
-                    str(session["folder"]),
-                    session.get("software_version", ""),
-                    int(bool(session.get("simulated", False))),
-                ),
+        sid = str(session["id"])
+        row = {
+            "id": sid,
+            "patient_id": session["patient_id"],
+            "protocol": session["protocol"],
+            "started_utc": session["started_utc"],
+            "ended_utc": session.get("ended_utc"),
+            "end_reason": session.get("end_reason"),
+            "status": session.get("status", "complete"),
+            "folder": str(session["folder"]),
+            "software_version": session.get("software_version", ""),
+            "simulated": int(bool(session.get("simulated", False))),
+            "envelope_json": session.get("envelope_json"),
+            "envelope_version": _opt_int(session.get("envelope_version")),
+            "station": session.get("station") or socket.gethostname(),
+            "filed_utc": utc_now_iso(),
+        }
+        with self.conn.transaction():
+            self.conn.lock_key(f"session:{sid}")
+            self.patient(str(session["patient_id"]))
+            self.conn.query("DELETE FROM measures WHERE session_id = ?", (sid,))
+            self.conn.query("DELETE FROM trials WHERE session_id = ?", (sid,))
+            self.conn.query(
+                _upsert("sessions", _SESSION_COLUMNS, ("id",)),
+                [row[c] for c in _SESSION_COLUMNS],
             )
-            for t in trials:
-                self._db.execute(
-                    "INSERT INTO trials (session_id, idx, name, kind, scene, stance, eyes, "
-                    "surface, surround, assessment, condition, director, level, planned_s, "
-                    "start_t_s, end_t_s, end_reason) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            self.conn.execute_many(
+                _insert("trials", _TRIAL_COLUMNS),
+                [
                     (
-                        session["id"],
+                        sid,
                         int(t["trial"]),
                         t["name"],
                         t["kind"],
@@ -442,34 +646,98 @@ class Store:
                         _opt_float(t.get("start_t_s")),
                         _opt_float(t.get("end_t_s")),
                         t["end_reason"],
-                    ),
-                )
-            self._db.executemany(
-                "INSERT OR REPLACE INTO measures (session_id, trial_idx, name, value, unit) "
-                "VALUES (?, ?, ?, ?, ?)",
-                [(session["id"], int(i), n, v, u) for i, n, v, u in measures],
+                    )
+                    for t in trials
+                ],
             )
+            self.conn.execute_many(
+                _upsert(
+                    "measures",
+                    ("session_id", "trial_idx", "name", "value", "unit"),
+                    ("session_id", "trial_idx", "name"),
+                ),
+                [(sid, int(i), n, v, u) for i, n, v, u in measures],
+            )
+            if events is not None:
+                self.conn.query("DELETE FROM events WHERE session_id = ?", (sid,))
+                self.conn.execute_many(
+                    _insert("events", _EVENT_COLUMNS),
+                    [
+                        (
+                            sid,
+                            seq,
+                            int(e["trial"] or 0),
+                            _opt_float(e.get("t_s")),
+                            e["source"],
+                            e["kind"],
+                            e["severity"],
+                            e["message"],
+                            e.get("values_json") or "{}",
+                        )
+                        for seq, e in enumerate(events)
+                    ],
+                )
+            if recording is not None:
+                self.conn.query("DELETE FROM recording_chunks WHERE session_id = ?", (sid,))
+                self.conn.query("DELETE FROM recording_files WHERE session_id = ?", (sid,))
+                for path in _recording_files(recording):
+                    self._upload_file(sid, path)
+
+    def _upload_file(self, session_id: str, path: Path) -> None:
+        """Store one recording file gzip-compressed in chunks of :data:`CHUNK_BYTES`."""
+        digest = hashlib.sha256()
+        packer = zlib.compressobj(COMPRESS_LEVEL, zlib.DEFLATED, 31)  # 31: gzip framing
+        raw = stored = 0
+        chunk_no = 0
+        pending_out = bytearray()
+        self.conn.query(
+            "INSERT INTO recording_files (session_id, name, raw_bytes, stored_bytes, sha256, "
+            "compression, chunks) VALUES (?, ?, 0, 0, '', 'gzip', 0)",
+            (session_id, path.name),
+        )
+
+        def flush(final: bool) -> None:
+            nonlocal chunk_no, stored
+            while len(pending_out) >= CHUNK_BYTES or (final and pending_out):
+                piece = bytes(pending_out[:CHUNK_BYTES])
+                del pending_out[:CHUNK_BYTES]
+                self.conn.query(
+                    "INSERT INTO recording_chunks (session_id, name, chunk, data) "
+                    "VALUES (?, ?, ?, ?)",
+                    (session_id, path.name, chunk_no, piece),
+                )
+                chunk_no += 1
+                stored += len(piece)
+
+        with path.open("rb") as fh:
+            while block := fh.read(1 << 20):
+                raw += len(block)
+                digest.update(block)
+                pending_out += packer.compress(block)
+                flush(False)
+        pending_out += packer.flush()
+        flush(True)
+        self.conn.query(
+            "UPDATE recording_files SET raw_bytes = ?, stored_bytes = ?, sha256 = ?, chunks = ? "
+            "WHERE session_id = ? AND name = ?",
+            (raw, stored, digest.hexdigest(), chunk_no, session_id, path.name),
+        )
 
     def sessions(self, patient_id: str | None = None) -> list[dict[str, Any]]:
         """Sessions (all, or one patient's), oldest first, as dicts."""
-        with self._guard():
-            if patient_id is None:
-                rows = self._db.execute("SELECT * FROM sessions ORDER BY started_utc").fetchall()
-            else:
-                self.patient(patient_id)
-                rows = self._db.execute(
-                    "SELECT * FROM sessions WHERE patient_id = ? ORDER BY started_utc",
-                    (patient_id,),
-                ).fetchall()
-        return [dict(r) for r in rows]
+        if patient_id is None:
+            return self.conn.query("SELECT * FROM sessions ORDER BY started_utc, id")
+        self.patient(patient_id)
+        return self.conn.query(
+            "SELECT * FROM sessions WHERE patient_id = ? ORDER BY started_utc, id", (patient_id,)
+        )
 
     def session(self, session_id: str) -> dict[str, Any]:
         """One session as a dict; :class:`StoreError` naming it if absent."""
-        with self._guard():
-            row = self._db.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone()
-        if row is None:
-            raise StoreError(f"no session {session_id!r} in {self.path}")
-        return dict(row)
+        rows = self.conn.query("SELECT * FROM sessions WHERE id = ?", (session_id,))
+        if not rows:
+            raise StoreError(f"no session {session_id!r} in {self.where}")
+        return rows[0]
 
     def last_levels(self, patient_id: str) -> dict[str, int]:
         """Level of the last director-adapted trial per scene across the patient's sessions.
@@ -478,32 +746,130 @@ class Store:
         it stopped instead of from level 1 every week.
         """
         self.patient(patient_id)
-        with self._guard():
-            rows = self._db.execute(
-                "SELECT t.scene, t.level FROM trials t JOIN sessions s ON s.id = t.session_id "
-                "WHERE s.patient_id = ? AND t.director = 1 AND t.level IS NOT NULL "
-                "ORDER BY s.started_utc, t.idx",
-                (patient_id,),
-            ).fetchall()
+        rows = self.conn.query(
+            "SELECT t.scene, t.level FROM trials t JOIN sessions s ON s.id = t.session_id "
+            "WHERE s.patient_id = ? AND t.director = 1 AND t.level IS NOT NULL "
+            "ORDER BY s.started_utc, s.id, t.idx",
+            (patient_id,),
+        )
         return {r["scene"]: int(r["level"]) for r in rows}
 
     def trials(self, session_id: str) -> list[dict[str, Any]]:
         """A session's trials in order, as dicts."""
-        with self._guard():
-            rows = self._db.execute(
-                "SELECT * FROM trials WHERE session_id = ? ORDER BY idx", (session_id,)
-            ).fetchall()
-        return [dict(r) for r in rows]
+        return self.conn.query(
+            "SELECT * FROM trials WHERE session_id = ? ORDER BY idx", (session_id,)
+        )
 
     def measures(self, session_id: str) -> list[dict[str, Any]]:
         """A session's measures, as dicts with ``trial_idx, name, value, unit``."""
-        with self._guard():
-            rows = self._db.execute(
-                "SELECT trial_idx, name, value, unit FROM measures WHERE session_id = ? "
-                "ORDER BY trial_idx, name",
-                (session_id,),
-            ).fetchall()
-        return [dict(r) for r in rows]
+        return self.conn.query(
+            "SELECT trial_idx, name, value, unit FROM measures WHERE session_id = ? "
+            "ORDER BY trial_idx, name",
+            (session_id,),
+        )
+
+    def events(self, session_id: str) -> list[dict[str, Any]]:
+        """A session's events in recorded order (``events.csv`` columns, ``values_json``)."""
+        return self.conn.query(
+            "SELECT trial, t_s, source, kind, severity, message, values_json FROM events "
+            "WHERE session_id = ? ORDER BY seq",
+            (session_id,),
+        )
+
+    def recording_files(self, session_id: str) -> list[dict[str, Any]]:
+        """The filed recording's files: ``name, raw_bytes, stored_bytes, sha256, chunks``."""
+        return self.conn.query(
+            "SELECT name, raw_bytes, stored_bytes, sha256, compression, chunks "
+            "FROM recording_files WHERE session_id = ? ORDER BY name",
+            (session_id,),
+        )
+
+    def recording_chunks(self, session_id: str, name: str) -> Iterator[bytes]:
+        """The stored (gzip) bytes of one recording file, chunk by chunk."""
+        count = self.conn.query(
+            "SELECT chunks FROM recording_files WHERE session_id = ? AND name = ?",
+            (session_id, name),
+        )
+        if not count:
+            raise StoreError(f"{self.where}: session {session_id!r} has no recorded {name!r}")
+        for i in range(int(count[0]["chunks"])):
+            rows = self.conn.query(
+                "SELECT data FROM recording_chunks WHERE session_id = ? AND name = ? AND chunk = ?",
+                (session_id, name, i),
+            )
+            if not rows:
+                raise StoreError(
+                    f"{self.where}: session {session_id!r} {name}: chunk {i} is missing"
+                )
+            yield bytes(rows[0]["data"])
+
+    def extract_recording(self, session_id: str, dest: Path) -> Path:
+        """Unpack the filed recording into ``dest`` (``0o700``; files ``0o600``), verified.
+
+        The files are written into a temporary sibling folder, checked against
+        their SHA-256, and only then moved into place, so ``dest`` is either
+        the whole recording or untouched.
+
+        Raises
+        ------
+        StoreError
+            No recording filed for the session, or a file does not match its checksum.
+        """
+        files = self.recording_files(session_id)
+        if not files:
+            raise StoreError(f"{self.where}: no recording filed for session {session_id!r}")
+        dest = Path(dest)
+        make_private_dir(dest.parent)
+        tmp = dest.with_name(dest.name + ".partial")
+        if tmp.exists():
+            _remove_tree(tmp)
+        make_private_dir(tmp)
+        for f in files:
+            digest = hashlib.sha256()
+            unpack = zlib.decompressobj(31)
+            fd = os.open(tmp / f["name"], os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+            with open(fd, "wb") as fh:
+                for piece in self.recording_chunks(session_id, f["name"]):
+                    data = unpack.decompress(piece)
+                    digest.update(data)
+                    fh.write(data)
+                tail = unpack.flush()
+                digest.update(tail)
+                fh.write(tail)
+            if digest.hexdigest() != f["sha256"]:
+                _remove_tree(tmp)
+                raise StoreError(
+                    f"{self.where}: session {session_id!r} {f['name']}: checksum mismatch "
+                    "(the stored recording is damaged)"
+                )
+        if dest.exists():
+            _remove_tree(dest)
+        os.replace(tmp, dest)
+        return dest
+
+
+def _remove_tree(path: Path) -> None:
+    for child in path.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            _remove_tree(child)
+        else:
+            child.unlink()
+    path.rmdir()
+
+
+def _recording_files(folder: Path) -> list[Path]:
+    """The files of a session folder that make its recording (streams and sidecar)."""
+    folder = Path(folder)
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and not p.is_symlink() and (p.suffix == ".csv" or p.name == SIDECAR)
+    )
+
+
+def gunzip_bytes(chunks: Iterator[bytes]) -> bytes:
+    """Join and decompress a stored recording file (small files, tests)."""
+    return gzip.decompress(b"".join(chunks))
 
 
 def _opt_float(value: object) -> float | None:
@@ -525,7 +891,10 @@ def session_rows_from_folder(
 
     A recording that never finished (killed, power lost) still imports: its
     status is ``"incomplete"`` and its finished trials are those in
-    ``trials.csv``; measures are recomputed from ``state.csv``.
+    ``trials.csv``; measures are recomputed from ``state.csv``. The envelope
+    the session ran with comes from the sidecar (``envelope``, and the
+    ``patient`` record's ``envelope_version``), not from the patient's record
+    now.
     """
     from vrbalance.sessions.summary import summarize_folder, trial_rows
 
@@ -533,6 +902,7 @@ def session_rows_from_folder(
     meta = read_sidecar(folder)
     trials = trial_rows(folder, meta)
     status = meta.get("status", "recording")
+    envelope = meta.get("envelope")
     session = {
         "id": meta["session_id"],
         "patient_id": meta["patient_id"],
@@ -544,43 +914,76 @@ def session_rows_from_folder(
         "folder": str(folder.resolve()),
         "software_version": meta.get("software", {}).get("vrbalance", ""),
         "simulated": bool(meta.get("simulated", False)),
+        "envelope_json": None if envelope is None else json.dumps(envelope, sort_keys=True),
+        "envelope_version": (meta.get("patient") or {}).get("envelope_version"),
+        "station": meta.get("station") or "",
     }
     measures = summarize_folder(folder, trials)
     return session, trials, measures
 
 
-def import_session(store: Store, folder: Path) -> dict[str, Any]:
-    """(Re)import a recording folder into the store; returns the session row.
+def import_session(store: Store, folder: Path, *, upload: bool = True) -> dict[str, Any]:
+    """(Re)file a recording folder in the store; returns the session row.
 
-    Idempotent: importing twice replaces the rows. The patient must exist
-    (add it first with ``vrbalance patient add``).
+    Rows, events and (with ``upload``) the recording files go in one
+    transaction. Idempotent: importing twice replaces them. The patient must
+    exist (add it first with ``vrbalance patient add``).
     """
+    folder = Path(folder)
     session, trials, measures = session_rows_from_folder(folder)
-    store.add_session(session, trials, measures)
-    log.info("imported %s (%d trials, %d measures)", folder, len(trials), len(measures))
+    events_path = folder / "events.csv"
+    events = read_rows(events_path) if events_path.exists() else []
+    store.add_session(
+        session, trials, measures, events=events, recording=folder if upload else None
+    )
+    log.info(
+        "filed %s in %s (%d trials, %d measures, %d events%s)",
+        folder,
+        store.where,
+        len(trials),
+        len(measures),
+        len(events),
+        ", recording uploaded" if upload else "",
+    )
     return session
 
 
 def resolve_session_folder(text: str, db: str | os.PathLike[str] | None = None) -> Path:
     """A session folder from a path, or from a session id looked up in the database.
 
+    When the session was recorded on another station (its folder is not here)
+    the recording filed in the database is unpacked into this station's cache
+    (``<data>/cache/<session id>``) and that folder is returned.
+
     Raises
     ------
     FileNotFoundError
         Neither an existing folder nor a known session id (names both places looked).
     """
-    from vrbalance.sessions.paths import db_path
+    from vrbalance.sessions.paths import cache_root, db_target
 
     path = Path(text).expanduser()
     if path.is_dir():
         return path
-    database = db_path(db)
-    if database.exists():
+    target = db_target(db)
+    if is_server(target) or Path(target).exists():
         try:
-            with Store(database) as store:
-                return Path(store.session(text)["folder"])
+            with Store(target) as store:
+                row = store.session(text)
+                folder = Path(row["folder"])
+                if (folder / SIDECAR).exists():
+                    return folder
+                if store.recording_files(text):
+                    out = store.extract_recording(text, cache_root() / text)
+                    log.info("unpacked session %s from %s into %s", text, store.where, out)
+                    return out
+                raise FileNotFoundError(
+                    f"{text}: the session is in {store.where} but its recording is neither "
+                    f"here ({folder}) nor in the database; file it from the station that "
+                    f"recorded it with `vrbalance patient import FOLDER`"
+                )
         except StoreError as exc:
             log.debug("session lookup failed: %s", exc)
     raise FileNotFoundError(
-        f"{text}: no such session folder, and no session with that id in {database}"
+        f"{text}: no such session folder, and no session with that id in {redact(target)}"
     )

@@ -1,0 +1,68 @@
+"""Fixtures shared across the test tree: a real PostgreSQL server for the record store.
+
+``pg_cluster`` (session-scoped) starts a temporary PostgreSQL cluster with the
+binaries of Debian's ``postgresql`` package (initdb + pg_ctl on a temp folder,
+a free loopback port, TLS on a self-signed certificate; as the ``postgres``
+user when run as root) and stops and removes it at the end. Tests that need it
+are skipped, saying why, only when no PostgreSQL binaries are installed.
+``store_target`` runs a test once on an SQLite file and once on a fresh schema
+of that server.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from vrbalance.sessions.pgcluster import TempCluster, find_bin_dir
+
+_schemas = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[TempCluster]:
+    """A running temporary PostgreSQL server, with a ``vrbalance_test`` database."""
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        pytest.skip(
+            "no PostgreSQL binaries (initdb, pg_ctl) found: install Debian's 'postgresql' "
+            "package (it is in the README's test command)"
+        )
+    import psycopg
+
+    cluster = TempCluster(bin_dir)
+    try:
+        cluster.start()
+        with psycopg.connect(cluster.url, autocommit=True) as con:
+            con.execute("CREATE DATABASE vrbalance_test")
+        yield cluster
+    finally:
+        cluster.stop(remove=True)
+
+
+def new_pg_schema(cluster: TempCluster) -> str:
+    """A fresh, empty schema in ``vrbalance_test``; returns a URL that uses it."""
+    import psycopg
+
+    name = f"t{next(_schemas)}"
+    with psycopg.connect(cluster.url_for("vrbalance_test"), autocommit=True) as con:
+        con.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+        con.execute(f"CREATE SCHEMA {name}")
+    return cluster.url_for("vrbalance_test") + f"?options=-csearch_path%3D{name}"
+
+
+@pytest.fixture
+def pg_url(pg_cluster: TempCluster) -> str:
+    """URL of an empty schema on the test server (password included, as stations use it)."""
+    return new_pg_schema(pg_cluster)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_target(request: pytest.FixtureRequest, tmp_path: Path) -> str | Path:
+    """A fresh record store: an SQLite file, then a PostgreSQL schema (same tests)."""
+    if request.param == "sqlite":
+        return tmp_path / "db" / "v.sqlite3"
+    return new_pg_schema(request.getfixturevalue("pg_cluster"))
