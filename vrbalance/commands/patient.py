@@ -13,10 +13,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="manage patients: add, list, show, set-envelope, import a session folder",
         description=(
             "Patient records in the vrbalance database (default in the user data folder; "
-            "--db PATH or $VRBALANCE_DB for another). Body sizes are entered in cm and kg."
+            "--db or $VRBALANCE_DB for another file or a clinic's PostgreSQL server). "
+            "Body sizes are entered in cm and kg."
         ),
     )
-    parser.add_argument("--db", metavar="PATH", help="database file")
+    parser.add_argument(
+        "--db", metavar="DB", help="database file, or a clinic server as postgresql://USER@HOST/DB"
+    )
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     add = sub.add_parser("add", help="add a patient")
     add.add_argument("id", help="pseudonymous id (letters, digits, _ . -)")
@@ -50,6 +53,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from vrbalance.director.envelope import add_envelope_arguments
 
     add_envelope_arguments(env)
+    env.add_argument(
+        "--if-version",
+        type=int,
+        metavar="N",
+        help="refuse if the envelope changed since version N (`patient show` gives it)",
+    )
     imp = sub.add_parser("import", help="file session folders in the database (idempotent)")
     imp.add_argument("folders", nargs="+", metavar="SESSION_DIR")
     parser.set_defaults(func=run)
@@ -59,12 +68,11 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from vrbalance.config.check import check_number
-    from vrbalance.sessions.paths import db_path
+    from vrbalance.sessions.paths import db_target
     from vrbalance.sessions.runner import check_patient_id
     from vrbalance.sessions.store import Patient, Store, import_session
 
-    path = db_path(args.db)
-    with Store(path) as store:
+    with Store(db_target(args.db)) as store:
         if args.action == "add":
             check_patient_id(args.id)
 
@@ -97,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
                     notes=args.notes,
                 )
             )
-            print(f"added patient {patient.id} to {path}")
+            print(f"added patient {patient.id} to {store.where}")
         elif args.action == "list":
             for p in store.patients():
                 n = len(store.sessions(p.id))
@@ -134,12 +142,17 @@ def _set_envelope(store: Any, args: argparse.Namespace) -> None:
             "set-envelope: give FILE.toml or flags to change the current envelope "
             "(see `vrbalance patient set-envelope --help`)"
         )
-    current = patient_envelope(store.patient(args.id))
-    envelope = envelope_from_args(args, base=current)
-    store.set_envelope(args.id, envelope.to_dict())
+    record = store.patient(args.id)
+    envelope = envelope_from_args(args, base=patient_envelope(record))
+    # Flags edit the envelope just read: refuse if another station changed it meanwhile
+    # (its change would otherwise be silently undone). A whole file replaces it as given.
+    if_version = args.if_version
+    if if_version is None and not args.envelope:
+        if_version = record.envelope_version
+    saved = store.set_envelope(args.id, envelope.to_dict(), if_version=if_version)
     source = args.envelope or "the command line"
     print(
-        f"envelope of {args.id} set from {source}: stances "
+        f"envelope of {args.id} set from {source} (version {saved.envelope_version}): stances "
         f"{', '.join(envelope.allowed_stances)}; levels "
         + ", ".join(f"{k} <= {v}" for k, v in envelope.max_levels)  # type: ignore[misc]
     )

@@ -34,7 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="do not write missing session reports (link only those already written)",
     )
-    parser.add_argument("--db", metavar="PATH", help="database file")
+    parser.add_argument(
+        "--db", metavar="DB", help="database file, or a clinic server as postgresql://USER@HOST/DB"
+    )
     parser.set_defaults(func=run)
 
 
@@ -42,10 +44,10 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from vrbalance.report.progress import progress_report
-    from vrbalance.sessions.paths import db_path, sessions_root
+    from vrbalance.sessions.paths import db_target, sessions_root
     from vrbalance.sessions.store import Store
 
-    with Store(db_path(args.db)) as store:
+    with Store(db_target(args.db)) as store:
         out = Path(args.out) if args.out else sessions_root() / args.patient / "progress.html"
         progress_report(
             store,

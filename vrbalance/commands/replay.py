@@ -20,7 +20,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--render", action="store_true", help="render the replay offscreen")
     parser.add_argument("--out", metavar="DIR", help="with --render: write PNG frames here")
     parser.add_argument("--fps", type=float, default=5.0, help="frames per session second")
-    parser.add_argument("--db", metavar="PATH", help="database for session ids")
+    parser.add_argument(
+        "--db",
+        metavar="DB",
+        help="database for session ids (a file or postgresql://...); a session recorded "
+        "on another station is fetched from it",
+    )
     parser.set_defaults(func=run)
 
 

@@ -21,7 +21,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="FILE.html",
         help="output file (default: report.html in the session folder)",
     )
-    parser.add_argument("--db", metavar="PATH", help="database for session ids")
+    parser.add_argument(
+        "--db",
+        metavar="DB",
+        help="database for session ids (a file or postgresql://...); a session recorded "
+        "on another station is fetched from it",
+    )
     parser.set_defaults(func=run)
 
 

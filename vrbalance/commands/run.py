@@ -96,8 +96,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--db",
         metavar="PATH",
-        help="database file (default $VRBALANCE_DB or "
-        "the data folder's; the data folder is $VRBALANCE_DATA)",
+        help="database: a file, or a clinic server as postgresql://USER@HOST/DB "
+        "(default $VRBALANCE_DB or the data folder's file; the data folder is "
+        "$VRBALANCE_DATA)",
     )
     parser.add_argument(
         "--start-level",
@@ -119,7 +120,9 @@ def run(args: argparse.Namespace) -> int:
     from vrbalance.clock import MonotonicClock
     from vrbalance.config.check import check_number
     from vrbalance.errors import ConfigError
-    from vrbalance.sessions.paths import db_path, sessions_root
+    from vrbalance.sessions.dbconn import redact
+    from vrbalance.sessions.filing import file_pending
+    from vrbalance.sessions.paths import db_target, sessions_root
     from vrbalance.sessions.protocol import load_protocol
     from vrbalance.sessions.runner import (
         ProgressBar,
@@ -142,10 +145,12 @@ def run(args: argparse.Namespace) -> int:
     protocol = load_protocol(
         args.protocol, with_baseline=not args.no_baseline, seconds_scale=args.seconds_scale
     )
-    path = db_path(args.db)
+    path = db_target(args.db)
     start_levels: dict[str, int] = {}
     try:
         with Store(path, timeout_s=DB_TIMEOUT_S) as store:
+            for filed in file_pending(store):  # sessions recorded while the store was away
+                print(f"vrbalance run: pending session {filed.session_id}: {filed.message}")
             patient = store.patient(args.patient)
             start_levels = store.last_levels(args.patient)
     except StoreError as exc:
@@ -159,7 +164,10 @@ def run(args: argparse.Namespace) -> int:
         ) from None
     start_levels.update(parse_start_levels(args.start_level))
     # Refuse what the envelope does not allow before opening devices or the world.
-    patient_command = "vrbalance patient" + (f" --db {shlex.quote(args.db)}" if args.db else "")
+    # The command shown names the database without its password (never printed).
+    patient_command = "vrbalance patient" + (
+        f" --db {shlex.quote(redact(args.db))}" if args.db else ""
+    )
     check_protocol(
         protocol,
         patient_envelope(patient),
@@ -248,7 +256,7 @@ def _file(
     channel: Any,
 ) -> int:
     """Print the headset's figures, file the session in the database, tell the console."""
-    from vrbalance.sessions.store import Store, StoreError, import_session
+    from vrbalance.sessions.filing import file_or_queue
 
     stats = getattr(world, "xr_stats", None)
     if stats is not None:
@@ -279,22 +287,16 @@ def _file(
         if channel is not None:
             channel.finish({"end_reason": result.end_reason.value, "filed": False})
         return 1
-    try:
-        with Store(path) as store:
-            import_session(store, folder)
-    except StoreError as exc:
-        print(
-            f"vrbalance run: warning: session kept in {folder} but not filed: {exc}\n"
-            f"  file it later with: vrbalance patient import {folder}",
-            file=sys.stderr,
-        )
+    filing = file_or_queue(path, folder, timeout_s=DB_TIMEOUT_S)
+    if not filing.filed:
+        print(f"vrbalance run: warning: {filing.message}", file=sys.stderr)
         print(f"session {session_id} ended: {result.end_reason.value} (not in the database)")
         if channel is not None:
             channel.finish({"end_reason": result.end_reason.value, "filed": False})
         return 1
     if channel is not None:
         channel.finish({"end_reason": result.end_reason.value, "filed": True})
-    print(f"session {session_id} ended: {result.end_reason.value}; filed in {path}")
+    print(f"session {session_id} ended: {result.end_reason.value}; {filing.message}")
     print(f"report: vrbalance report {folder}")
     if result.end_reason is not EndReason.COMPLETED:
         done = sum(1 for r in result.trials if r.end_reason is EndReason.COMPLETED)

@@ -170,3 +170,32 @@ SCHEMA_VERSION = MIGRATIONS[-1].version
 def pending(current: int) -> tuple[Migration, ...]:
     """The migrations a database at version ``current`` still needs, in order."""
     return tuple(m for m in MIGRATIONS if m.version > current)
+
+
+#: What a station's role may do to each table (PostgreSQL): add patients, set
+#: envelopes (a new version), file sessions and replace what re-filing
+#: replaces. No DELETE of patients, sessions or envelopes, no schema changes.
+STATION_PRIVILEGES: dict[str, str] = {
+    "vrbalance_schema": "SELECT",
+    "patients": "SELECT, INSERT, UPDATE",
+    "envelopes": "SELECT, INSERT",
+    "sessions": "SELECT, INSERT, UPDATE",
+    "trials": "SELECT, INSERT, UPDATE, DELETE",
+    "measures": "SELECT, INSERT, UPDATE, DELETE",
+    "events": "SELECT, INSERT, UPDATE, DELETE",
+    "recording_files": "SELECT, INSERT, UPDATE, DELETE",
+    "recording_chunks": "SELECT, INSERT, UPDATE, DELETE",
+}
+
+
+def station_grants_sql(role: str) -> list[str]:
+    """The ``GRANT`` statements that give ``role`` exactly :data:`STATION_PRIVILEGES`.
+
+    Run by the owner after every migration (``vrbalance db grant ROLE``): a new
+    table is not readable by stations until then.
+    """
+    if not role.replace("_", "").isalnum() or not role[:1].isalpha():
+        raise ValueError(f"role: expected letters, digits and _, got {role!r}")
+    out = [f"REVOKE ALL ON {t} FROM {role}" for t in STATION_PRIVILEGES]
+    out += [f"GRANT {privs} ON {t} TO {role}" for t, privs in STATION_PRIVILEGES.items()]
+    return out

@@ -321,6 +321,7 @@ class Store:
             Those applied (empty when the schema was current).
         """
         applied: list[Migration] = []
+        fresh = self.conn.read_version() == 0
         while True:
             with self.conn.transaction():
                 self.conn.lock_migrations()
@@ -334,7 +335,9 @@ class Store:
                 if not todo:
                     return applied
                 step = todo[0]
-                log.warning(
+                # A new database is simply created; upgrading one deserves a word.
+                log.log(
+                    logging.INFO if fresh else logging.WARNING,
                     "%s: upgrading the record's schema from version %d to %d (%s)",
                     self.where,
                     version,
@@ -576,6 +579,7 @@ class Store:
         *,
         events: Sequence[Mapping[str, Any]] | None = None,
         recording: Path | None = None,
+        recording_from: Store | None = None,
     ) -> None:
         """Insert or replace one session with everything that belongs to it (one transaction).
 
@@ -592,6 +596,9 @@ class Store:
         recording : Path, optional
             The session folder whose files are uploaded (gzip, in chunks);
             ``None`` keeps the recording already filed, if any.
+        recording_from : Store, optional
+            Copy this session's stored recording from another store as it is
+            (``vrbalance db copy``), instead of uploading a folder.
 
         Raises
         ------
@@ -677,11 +684,33 @@ class Store:
                         for seq, e in enumerate(events)
                     ],
                 )
-            if recording is not None:
+            if recording is not None or recording_from is not None:
                 self.conn.query("DELETE FROM recording_chunks WHERE session_id = ?", (sid,))
                 self.conn.query("DELETE FROM recording_files WHERE session_id = ?", (sid,))
+            if recording is not None:
                 for path in _recording_files(recording):
                     self._upload_file(sid, path)
+            elif recording_from is not None:
+                for f in recording_from.recording_files(sid):
+                    self.conn.query(
+                        "INSERT INTO recording_files (session_id, name, raw_bytes, "
+                        "stored_bytes, sha256, compression, chunks) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            sid,
+                            f["name"],
+                            f["raw_bytes"],
+                            f["stored_bytes"],
+                            f["sha256"],
+                            f["compression"],
+                            f["chunks"],
+                        ),
+                    )
+                    for i, piece in enumerate(recording_from.recording_chunks(sid, f["name"])):
+                        self.conn.query(
+                            "INSERT INTO recording_chunks (session_id, name, chunk, data) "
+                            "VALUES (?, ?, ?, ?)",
+                            (sid, f["name"], i, piece),
+                        )
 
     def _upload_file(self, session_id: str, path: Path) -> None:
         """Store one recording file gzip-compressed in chunks of :data:`CHUNK_BYTES`."""
