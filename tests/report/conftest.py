@@ -23,6 +23,14 @@ TRIALS = [
 ]
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every warning in a report test is an error (a report must not leak matplotlib's)."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.path)).parents:
+            item.add_marker(pytest.mark.filterwarnings("error"))
+
+
 @pytest.fixture
 def recording(tmp_path: Path) -> Path:
     """A session folder with baseline, SOT, mCTSIB, LoS and a safety-stopped trial."""

@@ -71,6 +71,7 @@ def test_only_comparable_trials_get_reference_percentiles(recording: Path, tmp_p
     # Clinical labels and units, no internal keys.
     assert "CoP mean velocity" in ranked and "mm/s" in ranked and "cm²" in ranked
     assert not re.search(r"cop[ _](velocity|area|mfreq)|_mps|_m2", text)
+    assert "Not comparable" not in text  # a real, full-length session is not marked
 
 
 def test_simulated_and_shortened_sessions_are_marked(recording: Path, tmp_path: Path) -> None:
@@ -78,9 +79,23 @@ def test_simulated_and_shortened_sessions_are_marked(recording: Path, tmp_path: 
 
     sidecar = recording / "session.json"
     meta = json.loads(sidecar.read_text())
-    assert "Not comparable" not in session_report(recording, tmp_path / "a.html").read_text()
     meta.update(simulated=True, seconds_scale=0.1)
     sidecar.write_text(json.dumps(meta))
     text = session_report(recording, tmp_path / "b.html").read_text()
     assert "Not comparable with full-length sessions of a real patient" in text
     assert "simulated patient; shortened to 10 % of the protocol" in text
+
+
+def test_report_of_a_session_that_never_started(tmp_path: Path) -> None:
+    """No states at all (the plate was missing): a report without warnings, marked."""
+    from vrbalance.events import Event
+    from vrbalance.sessions.recorder import SessionRecorder
+
+    folder = tmp_path / "P9" / "never"
+    meta = {"session_id": "P9-never", "patient_id": "P9", "rate_hz": 100.0}
+    with SessionRecorder(folder, meta) as rec:
+        rec.event(0, Event(5.0, "device", "device_open_failed", "no plate", "alarm"))
+        row = {"trial": 0, "name": "Baseline", "stance": "feet_apart", "level": 1}
+        rec.trial_finished({**row, "start_t_s": 5.0, "end_t_s": 5.0, "end_reason": "device_lost"})
+    text = session_report(folder, tmp_path / "r.html").read_text()
+    assert "not started; device lost" in text and "no plate" in text

@@ -124,6 +124,16 @@ def png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
+def legend(ax: Any, **kwargs: Any) -> None:
+    """``ax.legend`` only when something is labelled (an empty trial has no lines).
+
+    Matplotlib warns "No artists with labels found" otherwise, and a warning
+    has no place in a clinical report's output.
+    """
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(**kwargs)
+
+
 def _bos_cm(data: SessionData, stance_name: str) -> np.ndarray | None:
     try:
         from vrbalance.balance.geometry import Body
@@ -167,7 +177,7 @@ def statokinesigram(data: SessionData, max_trials: int = 24) -> bytes:
         if k >= n - cols:
             ax.set_xlabel("x right (cm)", fontsize=8)
         if k == 0:
-            ax.legend(fontsize=7, loc="upper right")
+            legend(ax, fontsize=7, loc="upper right")
     fig.suptitle("Statokinesigram: CoP and extrapolated CoM over the base of support")
     return png(fig)
 
@@ -207,7 +217,7 @@ def stabilogram(data: SessionData) -> bytes:
             )
         ax.set_ylabel(f"{name} (cm)", fontsize=9)
         ax.tick_params(labelsize=8)
-    axes[0].legend(fontsize=8, loc="upper right")
+    legend(axes[0], fontsize=8, loc="upper right")
     axes[1].set_xlabel("time from session start (s)")
     fig.suptitle("Stabilogram (shaded bands: alternate trials)")
     return png(fig)
@@ -255,8 +265,11 @@ def difficulty_timeline(data: SessionData) -> bytes:
         seen.add(label)
     ax.set_xlabel("time from session start (s)")
     ax.set_ylabel("difficulty level")
-    ax.set_ylim(bottom=0)
-    ax.legend(fontsize=7, loc="upper left", ncol=3)
+    if data.t_s.size:
+        ax.set_ylim(bottom=0)
+    else:
+        ax.set_ylim(0, 1)
+    legend(ax, fontsize=7, loc="upper left", ncol=3)
     ax.set_title("Difficulty over time with safety, director and operator events")
     return png(fig)
 

@@ -37,7 +37,7 @@ from matplotlib.ticker import MaxNLocator
 
 from vrbalance import __version__
 from vrbalance.errors import VrBalanceError
-from vrbalance.report.figures import png
+from vrbalance.report.figures import legend, png
 from vrbalance.report.html import CSS, _img, _table, _write_private
 from vrbalance.report.marks import SECONDS_SCALE, SessionMarks, marks_of
 
@@ -114,7 +114,7 @@ def _chart(
     elif integer:
         ax.set_ylim(bottom=0)
     if len(series) > 1:
-        ax.legend(fontsize=7)
+        legend(ax, fontsize=7)
     ax.grid(alpha=0.3)
     return fig
 
