@@ -102,6 +102,7 @@ def _chart(
             )
     ticks, labels = _date_ticks(dates)
     ax.set_xticks(ticks)
+    ax.set_xticks(x, minor=True)
     ax.set_xticklabels(labels, rotation=30, ha="right", fontsize=7)
     ax.set_xlim(-0.5, max(len(dates) - 0.5, 0.5))
     ax.set_xlabel("sessions in order (date of each day's first)", fontsize=8)
@@ -112,7 +113,10 @@ def _chart(
     if ylim is not None:
         ax.set_ylim(*ylim)
     elif integer:
-        ax.set_ylim(bottom=0)
+        # Counts and levels start at 0 and need room for at least one whole step
+        # (all-zero counts would otherwise get a ±0.05 axis).
+        finite = [y for ys in series.values() for y in ys if math.isfinite(y)]
+        ax.set_ylim(0, max([1.0, *finite]) + 0.5)
     if len(series) > 1:
         legend(ax, fontsize=7)
     ax.grid(alpha=0.3)
