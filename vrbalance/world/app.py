@@ -153,6 +153,26 @@ class FrameTiming:
     overlay_s: float
 
 
+def quiet_prc_lines() -> list[str]:
+    """Panda3D settings that keep its start-up chatter off the console unless ``--verbose``.
+
+    Every rendering command otherwise printed the pipe types, EGL's
+    ``EGL_NOT_INITIALIZED`` probe of a default display (the headless pipe then
+    finds a device by itself) and the ``gl-finish`` performance hint: noise to a
+    therapist, useful to a developer. With ``-v`` (INFO logging) they stay; so do
+    Panda3D's errors always. Mesa's own EGL warnings (written by the C library)
+    follow ``EGL_LOG_LEVEL``, set here unless the user set it.
+    """
+    if logging.getLogger("vrbalance").isEnabledFor(logging.INFO):
+        return []
+    os.environ.setdefault("EGL_LOG_LEVEL", "fatal")
+    return [
+        "print-pipe-types 0",
+        "notify-level-egldisplay error",
+        "notify-level-glgsg error",
+    ]
+
+
 def _has_display() -> bool:
     if sys.platform.startswith("linux"):
         return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
@@ -299,6 +319,7 @@ class WorldApp:
             # Finish each frame on the (software) GPU before the next: frame times
             # are then honest, and closing does not wait for a queue of frames.
             prc.append("gl-finish 1")
+        prc += quiet_prc_lines()
         self._prc_page = loadPrcFileData("vrbalance-world", "\n".join(prc))
         window_type = "onscreen" if onscreen else "offscreen"
         try:
