@@ -439,3 +439,14 @@ def test_plate_status_covers_the_drivers_states_and_names_an_unknown_one() -> No
     assert {plate_status(s.value) for s in PlateState} <= set(PlateStatus)
     with pytest.raises(ValueError, match=r"plate state: expected one of .* got 'unplugged'"):
         plate_status("unplugged")
+
+
+def test_safety_warning_speaks_in_session_time(caplog: pytest.LogCaptureFixture) -> None:
+    """The operator reads session time, as in the reports, not the loop clock's uptime."""
+    state = dataclasses.replace(synthetic_stream("quiet").states[0], t_s=1168.829)
+    status = MonitorStatus(plate=PlateStatus.LOST, trial_elapsed_s=2.04, session_elapsed_s=47.25)
+    with caplog.at_level("WARNING", logger="vrbalance.director.monitor"):
+        evaluate(MonitorMemory(), state, status, ENV)
+    (line,) = [r.getMessage() for r in caplog.records if "safety" in r.getMessage()]
+    assert "at 47.2 s into the session (2.0 s into the trial)" in line
+    assert "1168" not in line

@@ -676,7 +676,18 @@ def evaluate(
             )
         )
         latched, latched_cause, latched_t_s = current, strongest, t_s
-        log.warning("safety %s at t=%.3f s: %s", current.label, t_s, strongest.value)
+        # Said in session (and trial) time, as the reports are: the loop clock's
+        # raw value is the machine's uptime, meaningless to the operator.
+        if status.session_elapsed_s is not None:
+            log.warning(
+                "safety %s at %.1f s into the session (%.1f s into the trial): %s",
+                current.label,
+                status.session_elapsed_s,
+                status.trial_elapsed_s if status.trial_elapsed_s is not None else math.nan,
+                strongest.value,
+            )
+        else:
+            log.warning("safety %s: %s", current.label, strongest.value)
 
     response = max(latched, current)
     cause = latched_cause if latched >= current and latched_cause is not None else strongest
