@@ -21,8 +21,9 @@ from vrbalance.world.scene import (
 )
 
 
-def test_registry_names_the_three_scenes_and_imports_lazily() -> None:
-    assert set(SCENE_BUILDERS) == {"park", "stairs", "crowd"}
+def test_registry_names_the_scenes_and_imports_lazily() -> None:
+    exercises = {"tandem_walk", "leg_raises", "tai_chi"}  # docs/exercises.md
+    assert set(SCENE_BUILDERS) == {"park", "stairs", "crowd"} | exercises
     park = scene_class("park")
     assert issubclass(park, SceneBase)
     assert isinstance(park(), SceneBuilder)
@@ -30,7 +31,7 @@ def test_registry_names_the_three_scenes_and_imports_lazily() -> None:
 
 def test_unknown_builder_is_a_config_error() -> None:
     with pytest.raises(
-        ConfigError, match="unknown scene builder 'beach'; known: crowd, park, stairs"
+        ConfigError, match="unknown scene builder 'beach'; known: crowd, leg_raises, park"
     ):
         scene_class("beach")
 

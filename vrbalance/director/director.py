@@ -121,6 +121,12 @@ class TrialOutcome:
         The safety monitor calmed the world or stopped the trial.
     completed : bool
         The trial ran its planned duration (False: skipped, aborted).
+    exercise_success : bool or None
+        An exercise trial's own success rule (walk, leg raises, tai chi;
+        ``docs/exercises.md``), which replaces the comparison of its sway with
+        the quiet-stance baseline; ``None`` for standing trials.
+    exercise_reason : str
+        Why it succeeded or failed.
     """
 
     scene: str
@@ -130,6 +136,8 @@ class TrialOutcome:
     min_margin_m: float | None
     safety_triggered: bool = False
     completed: bool = True
+    exercise_success: bool | None = None
+    exercise_reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +196,8 @@ def judge(
         return False, "safety trigger"
     if not outcome.completed:
         return False, "trial not completed"
+    if outcome.exercise_success is not None:
+        return outcome.exercise_success, outcome.exercise_reason
     if baseline is None:
         return True, "completed without safety trigger (no baseline)"
     if outcome.mean_velocity_mps is None or outcome.min_margin_m is None:

@@ -119,6 +119,18 @@ class HardCaps:
         trunk); 1.0 m/s is the least sensitive setting allowed.
     max_head_drop_m : float
         Largest allowed head-height-drop threshold, in m.
+    max_walk_length_m : float
+        Longest walking line (tandem walk), in m. A walking exercise in a
+        clinic room needs free floor along the line and past its end;
+        6 m is the longest a treatment room offers (the 6-m walk of gait
+        assessments) and the length of a typical VR tracking space's diagonal.
+    max_corridor_half_width_m : float
+        Widest walking corridor the monitor may allow either side of the
+        line, in m: a patient farther than this from a heel-to-toe line is
+        no longer doing the exercise and is heading for the room's furniture.
+    max_head_speed_mps : float
+        Least sensitive head-speed threshold while walking, in m/s: 2 m/s
+        is a run; tandem walking is 0.2-0.5 m/s.
     max_head_stale_s : float
         Longest a head pose may be old before tracking counts as lost, in s
         (0.25 s is over 20 headset frames at 90 Hz).
@@ -147,6 +159,9 @@ class HardCaps:
     max_plate_stale_s: float = 0.2
     min_load_collapse_fraction: float = 0.3
     max_cop_jump_m: float = 0.1
+    max_walk_length_m: float = 6.0
+    max_corridor_half_width_m: float = 0.75
+    max_head_speed_mps: float = 2.0
 
 
 #: The caps built into this version of vrbalance.
@@ -237,6 +252,16 @@ class MonitorThresholds:
         change of contact, in m: the CoP cannot leave the feet's support
         without something else touching the plate. 1 cm tolerates the
         approximate BoS outline.
+    corridor_half_width_m : float
+        Walking trials (tandem walk): the marked corridor's half width either
+        side of the line, in m; the head outside it (or more than this beyond
+        either end) stops the trial. 0.5 m: a side-step off a heel-to-toe line
+        moves the head 10-20 cm, so half a metre is well off the exercise.
+    head_speed_mps : float
+        Walking trials: horizontal head speed (filtered, time constant 0.1 s)
+        that counts as a stumble or rush, in m/s; calms the world. Tandem
+        walking is 0.2-0.5 m/s (the head's own sway adds a few cm/s), a
+        stumble's catching step throws the head forward at well over 1 m/s.
     """
 
     warn_margin_m: float = 0.03
@@ -250,6 +275,8 @@ class MonitorThresholds:
     load_collapse_fraction: float = 0.6
     cop_jump_m: float = 0.05
     cop_off_bos_m: float = 0.01
+    corridor_half_width_m: float = 0.5
+    head_speed_mps: float = 1.2
 
     def __post_init__(self) -> None:
         self.validate("MonitorThresholds")
@@ -298,6 +325,14 @@ class MonitorThresholds:
         )
         _num(self.cop_jump_m, "cop_jump_m", where, low=0.005, cap_name="max_cop_jump_m")
         _num(self.cop_off_bos_m, "cop_off_bos_m", where, low=0.0, high=0.05)
+        _num(
+            self.corridor_half_width_m,
+            "corridor_half_width_m",
+            where,
+            low=0.1,
+            cap_name="max_corridor_half_width_m",
+        )
+        _num(self.head_speed_mps, "head_speed_mps", where, low=0.3, cap_name="max_head_speed_mps")
 
     @classmethod
     def from_fields(cls, table: Fields) -> MonitorThresholds:
@@ -413,14 +448,20 @@ class SafetyEnvelope:
     allowed_stances : tuple of str
         Stance names the patient may train in (default: feet apart, feet
         together).
+    max_walk_length_m : float
+        Longest walking line of a tandem walk for this patient, in m (default
+        4; table ``[walk]``), within 3 m and the hard cap ``max_walk_length_m``.
     monitor : MonitorThresholds
         The safety monitor's thresholds.
     """
 
     max_levels: tuple[tuple[str, int], ...] | Mapping[str, int] = (
         ("crowd", 10),
+        ("leg_raises", 10),
         ("park", 10),
         ("stairs", 10),
+        ("tai_chi", 10),
+        ("tandem_walk", 10),
     )
     other_max_level: int = 3
     max_surround_tilt_deg: float = 3.0
@@ -431,6 +472,7 @@ class SafetyEnvelope:
     max_session_s: float = 2700.0
     min_rest_s: float = 30.0
     allowed_stances: tuple[str, ...] = DEFAULT_STANCES
+    max_walk_length_m: float = 4.0
     monitor: MonitorThresholds = field(default_factory=MonitorThresholds)
     source: str = field(default="SafetyEnvelope", compare=False)
 
@@ -488,7 +530,15 @@ class SafetyEnvelope:
             cap_name="min_rest_s",
             cap_is_upper=False,
         )
+        walk = _num(
+            self.max_walk_length_m,
+            "max_walk_length_m",
+            where,
+            low=3.0,
+            cap_name="max_walk_length_m",
+        )
         for name, value in (
+            ("max_walk_length_m", walk),
             ("max_surround_tilt_deg", tilt),
             ("max_surround_rate_dps", rate),
             ("max_optic_flow_mps", flow),
@@ -585,7 +635,15 @@ class SafetyEnvelope:
             _check_stance_names(allowed, f"{stances.where} allowed")
         kwargs["allowed_stances"] = tuple(allowed) if isinstance(allowed, list) else allowed
         kwargs["monitor"] = MonitorThresholds.from_fields(root.table("monitor", default={}))
-        for sub in (visual, time_t, stances):
+        walk = root.table("walk", default={})
+        kwargs["max_walk_length_m"] = _num(
+            walk.number("max_walk_length_m", default=defaults.max_walk_length_m),
+            "max_walk_length_m",
+            walk.where,
+            low=3.0,
+            cap_name="max_walk_length_m",
+        )
+        for sub in (visual, time_t, stances, walk):
             sub.finish()
         root.finish()
         return cls(**kwargs)
@@ -613,6 +671,7 @@ class SafetyEnvelope:
                 "min_rest_s": self.min_rest_s,
             },
             "stances": {"allowed": list(self.allowed_stances)},
+            "walk": {"max_walk_length_m": self.max_walk_length_m},
             "monitor": dataclasses.asdict(self.monitor),
         }
 
@@ -786,6 +845,7 @@ def check_trial_plan(
     duration_s: float,
     session_elapsed_s: float = 0.0,
     rest_s: float | None = None,
+    walk_length_m: float = 0.0,
 ) -> None:
     """Refuse a trial the envelope does not allow (sessions call this before each trial).
 
@@ -801,6 +861,9 @@ def check_trial_plan(
         Session time used so far, in s.
     rest_s : float or None
         Rest since the previous trial ended, in s (``None``: first trial).
+    walk_length_m : float
+        A walking trial's line length, in m (0: not a walking trial); must
+        not exceed the envelope's ``max_walk_length_m``.
 
     Raises
     ------
@@ -821,6 +884,11 @@ def check_trial_plan(
         raise ConfigError(
             f"session would last {session_elapsed_s + duration_s:g} s, more than the "
             f"envelope's max_session_s {envelope.max_session_s:g} s"
+        )
+    if walk_length_m > envelope.max_walk_length_m:
+        raise ConfigError(
+            f"walking line {walk_length_m:g} m exceeds the envelope's max_walk_length_m "
+            f"{envelope.max_walk_length_m:g} m"
         )
     if rest_s is not None and rest_s < envelope.min_rest_s:
         raise ConfigError(

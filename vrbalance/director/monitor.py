@@ -44,9 +44,11 @@ log.addHandler(logging.NullHandler())
 
 __all__ = [
     "HEAD_REFERENCE_TAU_S",
+    "HEAD_SPEED_TAU_S",
     "HEAD_VELOCITY_TAU_S",
     "LOAD_REFERENCE_TAU_S",
     "TRIGGER_RESPONSE",
+    "Corridor",
     "HeadsetStatus",
     "MonitorMemory",
     "MonitorStatus",
@@ -67,6 +69,10 @@ HEAD_VELOCITY_TAU_S = 0.05
 #: deliberate movements (a knee bend at 0.1 m/s lags by only 0.1 m) but not a
 #: fall, which drops the head by 0.15 m in well under 0.5 s.
 HEAD_REFERENCE_TAU_S = 1.0
+#: Time constant of the low-pass filter on the head's horizontal speed while
+#: walking, in s: it smooths the step-by-step sway of the head (a few cm/s)
+#: yet follows a stumble's lunge within a fraction of a second.
+HEAD_SPEED_TAU_S = 0.1
 #: Time constant of the running standing load on the plate, in s.
 LOAD_REFERENCE_TAU_S = 2.0
 #: A trigger that clears and returns within this time does not raise a second
@@ -129,6 +135,8 @@ class Trigger(enum.Enum):
     EMERGENCY_STOP = "emergency_stop"
     TRIAL_TIME_LIMIT = "trial_time_limit"
     SESSION_TIME_LIMIT = "session_time_limit"
+    LEFT_CORRIDOR = "left_corridor"
+    HEAD_SPEED = "head_speed"
 
 
 #: The response each trigger asks for (documented in ``docs/safety.md``).
@@ -152,6 +160,8 @@ TRIGGER_RESPONSE: dict[Trigger, Response] = {
     Trigger.EMERGENCY_STOP: Response.STOP_TRIAL,
     Trigger.TRIAL_TIME_LIMIT: Response.STOP_TRIAL,
     Trigger.SESSION_TIME_LIMIT: Response.STOP_TRIAL,
+    Trigger.LEFT_CORRIDOR: Response.STOP_TRIAL,
+    Trigger.HEAD_SPEED: Response.CALM,
 }
 _TRIGGERS: tuple[Trigger, ...] = tuple(Trigger)
 _INDEX: dict[Trigger, int] = {t: i for i, t in enumerate(_TRIGGERS)}
@@ -161,6 +171,26 @@ _SEVERITY: dict[Response, Severity] = {
     Response.CALM: "warning",
     Response.STOP_TRIAL: "alarm",
 }
+
+
+@dataclass(frozen=True, slots=True)
+class Corridor:
+    """The marked walking corridor of a walking trial, in stage space (core frame).
+
+    The line runs from the origin along +y for ``length_m``; the corridor is
+    the line widened by the envelope's ``corridor_half_width_m`` on both
+    sides and at both ends. While a corridor is set the patient walks, so the
+    margin-of-stability triggers (which refer to a fixed base of support) do
+    not apply; the head's drop, its fall velocity, its horizontal speed and
+    the corridor do.
+
+    Attributes
+    ----------
+    length_m : float
+        Length of the walking line, m.
+    """
+
+    length_m: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +216,8 @@ class MonitorStatus:
         Time since the trial began, in s; ``None`` between trials.
     session_elapsed_s : float or None
         Time since the session began, in s.
+    corridor : Corridor or None
+        A walking trial's corridor (``None``: standing trials).
     """
 
     plate: PlateStatus = PlateStatus.STREAMING
@@ -194,6 +226,7 @@ class MonitorStatus:
     emergency_stop: bool = False
     trial_elapsed_s: float | None = None
     session_elapsed_s: float | None = None
+    corridor: Corridor | None = None
 
 
 #: The plate driver's states (``ForcePlate.state.value``, see
@@ -283,6 +316,10 @@ class MonitorMemory:
         Low-pass filtered vertical head velocity (negative = down).
     head_ref_z_m : float or None
         Running standing head height.
+    head_xy_m : tuple of 2 float or None
+        Horizontal head position of the last pose used (walking trials).
+    head_speed_mps : float
+        Low-pass filtered horizontal head speed (walking trials).
     was_loaded : bool
         The plate has been loaded since the reset (contact can be lost).
     load_ref_n : float or None
@@ -306,6 +343,8 @@ class MonitorMemory:
     head_z_m: float | None = None
     head_vz_mps: float = 0.0
     head_ref_z_m: float | None = None
+    head_xy_m: tuple[float, float] | None = None
+    head_speed_mps: float = 0.0
     was_loaded: bool = False
     load_ref_n: float | None = None
     cop_m: tuple[float, float] | None = None
@@ -444,6 +483,8 @@ def evaluate(
     if margin is None:
         margin = state.margin_cop_m
         margin_name = "margin_cop_m"
+    if status.corridor is not None:
+        margin = None  # walking: no fixed base of support for a margin to refer to
     edge_since_s = memory.edge_since_s
     edge_since_tick = memory.edge_since_tick
     if margin is None or margin >= th.edge_margin_m:
@@ -493,6 +534,9 @@ def evaluate(
     head_z_m = memory.head_z_m
     head_vz = memory.head_vz_mps
     head_ref = memory.head_ref_z_m
+    head_xy = memory.head_xy_m
+    head_speed = memory.head_speed_mps
+    corridor = status.corridor
     pos = state.head_position_m
     if pos is None:
         if status.head_expected:
@@ -509,12 +553,44 @@ def evaluate(
             )
         sample_t_s = t_s - (age_s or 0.0)
         z_m = pos[2]
+        if corridor is not None:
+            half = th.corridor_half_width_m
+            x_m, y_m = pos[0], pos[1]
+            if abs(x_m) > half or y_m < -half or y_m > corridor.length_m + half:
+                hits.append(
+                    (
+                        Trigger.LEFT_CORRIDOR,
+                        f"head at ({x_m:.2f}, {y_m:.2f}) m is outside the walking corridor "
+                        f"(line 0-{corridor.length_m:g} m, +/- {half:g} m)",
+                        {
+                            "head_x_m": x_m,
+                            "head_y_m": y_m,
+                            "length_m": corridor.length_m,
+                            "corridor_half_width_m": half,
+                        },
+                    )
+                )
         if head_t_s is None or head_z_m is None or head_ref is None:
             head_ref = z_m
             head_vz = 0.0
+            head_speed = 0.0
+            head_xy = (pos[0], pos[1])
             head_t_s, head_z_m = sample_t_s, z_m
         elif sample_t_s > head_t_s:
             h_dt = sample_t_s - head_t_s
+            if corridor is not None and head_xy is not None:
+                raw = math.hypot(pos[0] - head_xy[0], pos[1] - head_xy[1]) / h_dt
+                head_speed = _ema(head_speed, raw, h_dt, HEAD_SPEED_TAU_S)
+                if head_speed > th.head_speed_mps:
+                    hits.append(
+                        (
+                            Trigger.HEAD_SPEED,
+                            f"head moving at {head_speed:.2f} m/s > {th.head_speed_mps:g} m/s "
+                            "while walking",
+                            {"head_speed_mps": head_speed, "threshold_mps": th.head_speed_mps},
+                        )
+                    )
+            head_xy = (pos[0], pos[1])
             head_vz = _ema(head_vz, (z_m - head_z_m) / h_dt, h_dt, HEAD_VELOCITY_TAU_S)
             drop_ref = head_ref
             head_ref = _ema(head_ref, z_m, h_dt, HEAD_REFERENCE_TAU_S)
@@ -699,6 +775,8 @@ def evaluate(
         head_z_m=head_z_m,
         head_vz_mps=head_vz,
         head_ref_z_m=head_ref,
+        head_xy_m=head_xy,
+        head_speed_mps=head_speed,
         was_loaded=was_loaded,
         load_ref_n=load_ref,
         cop_m=cop_now,

@@ -49,9 +49,6 @@ class ExercisePlan:
         Tandem walk: length of the line (out and back), m.
     line_width_m : float
         Tandem walk: width of the painted line or beam, m.
-    corridor_half_width_m : float
-        Tandem walk: half width of the marked corridor the monitor guards, m
-        (0 for the other exercises).
     repetitions : int
         Leg raises: repetitions per side.
     hold_s : float
@@ -76,7 +73,6 @@ class ExercisePlan:
     level: int
     walk_length_m: float = 0.0
     line_width_m: float = 0.0
-    corridor_half_width_m: float = 0.0
     repetitions: int = 0
     hold_s: float = 0.0
     rest_s: float = 0.0
@@ -147,7 +143,6 @@ def exercise_plan(trial: Any, level: int) -> ExercisePlan | None:
             level=level,
             walk_length_m=float(trial.walk_length_m),
             line_width_m=line,
-            corridor_half_width_m=float(values.get("corridor_half_width_m", 0.5)),
             time_scale=scale,
         )
     if task == "leg_raise":
@@ -171,3 +166,36 @@ def exercise_plan(trial: Any, level: int) -> ExercisePlan | None:
         tolerance_m=float(values.get("tolerance_m", 0.03)),
         time_scale=scale,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class RaiseCue:
+    """One prescribed leg raise: which leg, when to raise it, when to put it down (trial s)."""
+
+    side: str
+    up_s: float
+    down_s: float
+
+
+#: The simulated person's return from a raise (the plate simulator's lean return), s.
+RAISE_RETURN_S = 1.0
+
+
+def raise_schedule(plan: ExercisePlan, duration_s: float) -> list[RaiseCue]:
+    """The cues of a leg-raise trial: left leg ``repetitions`` times, then the right.
+
+    Each raise takes :data:`RAISE_RAMP_S` to shift onto the stance foot, is
+    held ``hold_s``, put down (:data:`RAISE_RETURN_S`) and followed by a rest of
+    ``rest_s``. Raises that would not end before ``duration_s`` are left out.
+    The scene shows these cues and the simulated person follows them.
+    """
+    cues: list[RaiseCue] = []
+    t = 1.0 * plan.time_scale + 0.5
+    for side in ("left", "right"):
+        for _ in range(plan.repetitions):
+            down = t + RAISE_RAMP_S + plan.hold_s
+            if down + RAISE_RETURN_S > duration_s - 0.2:
+                return cues
+            cues.append(RaiseCue(side, t, down))
+            t = down + RAISE_RETURN_S + plan.rest_s
+    return cues

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from vrbalance.clock import Clock
-from vrbalance.exercises.plan import RAISE_RAMP_S, ExercisePlan
+from vrbalance.exercises.plan import RAISE_RAMP_S, ExercisePlan, raise_schedule
 from vrbalance.samples import HeadPose
 
 #: Tandem walking speed of the simulated person, m/s (healthy older adults
@@ -203,25 +203,20 @@ class SimulatedWalker:
 def leg_raise_script(plan: ExercisePlan, duration_s: float) -> tuple[str, list[tuple[str, float]]]:
     """Simulator script of the leg raises, and the true ``(side, hold_s)`` of each.
 
-    Left leg first (the CoP moves right, onto the right foot), ``repetitions``
-    times, then the right leg. Each raise: ramp :data:`RAISE_RAMP_S`, hold
-    ``hold_s``, the simulator's 1 s return ramp, rest. Raises that would not
-    end inside ``duration_s`` are left out (a shortened trial does fewer).
+    The person follows :func:`~vrbalance.exercises.plan.raise_schedule`: raising
+    the left leg moves the CoP right, onto the right foot, by
+    :data:`SIM_RAISE_SHIFT_M`, over :data:`RAISE_RAMP_S`; it is held ``hold_s``
+    and the simulator's 1 s return ramp puts it down.
     """
     items: list[str] = []
     truth: list[tuple[str, float]] = []
-    t = 1.0 * plan.time_scale + 0.5
-    for side, sign in (("left", 1.0), ("right", -1.0)):
-        for _ in range(plan.repetitions):
-            end = t + RAISE_RAMP_S + plan.hold_s + 1.0
-            if end > duration_s - 0.2:
-                break
-            items.append(
-                f"lean@{t:.4f}s:x={sign * SIM_RAISE_SHIFT_M:.4f}:y=0:ramp={RAISE_RAMP_S:.4f}"
-                f":hold={plan.hold_s:.4f}"
-            )
-            truth.append((side, plan.hold_s))
-            t = end + plan.rest_s
+    for cue in raise_schedule(plan, duration_s):
+        sign = 1.0 if cue.side == "left" else -1.0
+        items.append(
+            f"lean@{cue.up_s:.4f}s:x={sign * SIM_RAISE_SHIFT_M:.4f}:y=0:ramp={RAISE_RAMP_S:.4f}"
+            f":hold={plan.hold_s:.4f}"
+        )
+        truth.append((cue.side, plan.hold_s))
     return ",".join(items), truth
 
 
@@ -262,3 +257,19 @@ def exercise_script(trial: Any, level: int) -> str:
     if plan.task == "tai_chi":
         return tai_chi_script(plan, trial.duration_s)
     return ""
+
+
+def walker_for(trial: Any, eye_height_m: float, clock: Clock, *, seed: int) -> SimulatedWalker:
+    """The simulated walker of a tandem-walk trial at its level.
+
+    Harder levels cost the simulated person its balance now and then: from
+    level 6 (a beam) one side-step on the way back, from level 9 also a stop
+    half-way out, so the director sees failures as it climbs.
+    """
+    length = float(trial.walk_length_m)
+    level = int(trial.level or 1)
+    side = (1.5 * length,) if level >= 6 else ()
+    stops = (0.5 * length,) if level >= 9 else ()
+    return SimulatedWalker(
+        length, eye_height_m, clock, side_steps_at_m=side, stops_at_m=stops, seed=seed
+    )

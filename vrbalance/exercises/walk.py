@@ -16,9 +16,10 @@ here comes from the head position alone, so no plate is needed:
 - **side-steps**: the head's lateral position (smoothed over
   :data:`SMOOTH_S`) changing by at least :data:`SIDE_STEP_M` within
   :data:`SIDE_STEP_WINDOW_S`; one count per such episode.
-- **stops**: horizontal head speed (smoothed) under :data:`STOP_SPEED_MPS`
-  for at least :data:`STOP_MIN_S`, away from both ends of the line (the turn
-  at the far end and standing at the start are not stops).
+- **stops**: the head's speed along the line (smoothed) under
+  :data:`STOP_SPEED_MPS` for at least :data:`STOP_MIN_S`, away from both ends
+  of the line (the turn at the far end and standing at the start are not
+  stops; swaying sideways while stopped is still a stop).
 
 Formulas and the reasoning behind each constant: ``docs/exercises.md``.
 """
@@ -46,7 +47,7 @@ STEP_MIN_INTERVAL_S = 0.25
 SMOOTH_S = 0.3
 #: Head speed above which the patient is walking, m/s.
 MOVING_SPEED_MPS = 0.05
-#: Head speed below which the patient has stopped, m/s, for at least STOP_MIN_S.
+#: Speed along the line below which the patient has stopped, m/s, for at least STOP_MIN_S.
 STOP_SPEED_MPS = 0.03
 STOP_MIN_S = 1.0
 #: Stops are counted only this far from either end of the line, m.
@@ -197,7 +198,8 @@ def walk_measures(
     n_smooth = max(1, round(SMOOTH_S * rate_hz))
     x = _smooth(xyz[:, 0], n_smooth)
     y = _smooth(xyz[:, 1], n_smooth)
-    speed = np.hypot(np.gradient(x, grid), np.gradient(y, grid))
+    along = np.abs(np.gradient(y, grid))
+    speed = np.hypot(np.gradient(x, grid), along)
     moving = np.flatnonzero(speed > MOVING_SPEED_MPS)
     if moving.size == 0:
         return None
@@ -214,7 +216,7 @@ def walk_measures(
     side_steps = len(_runs(np.abs(dx) >= SIDE_STEP_M))
     # Stops: slow, away from both ends, inside the walking span.
     inner = (y > END_ZONE_M) & (y < length_m - END_ZONE_M)
-    slow = (speed < STOP_SPEED_MPS) & inner
+    slow = (along < STOP_SPEED_MPS) & inner
     slow[:i0] = False
     slow[i1:] = False
     stop_runs = [(a, b) for a, b in _runs(slow) if (b - a) / rate_hz >= STOP_MIN_S]

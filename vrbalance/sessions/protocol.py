@@ -38,7 +38,15 @@ STANCES: tuple[str, ...] = (
 )
 """Stance names shared with :mod:`vrbalance.balance` (base of support shapes)."""
 
-SCENES: tuple[str, ...] = ("park", "stairs", "crowd", "blank")
+SCENES: tuple[str, ...] = (
+    "park",
+    "stairs",
+    "crowd",
+    "tandem_walk",
+    "leg_raises",
+    "tai_chi",
+    "blank",
+)
 """Scenes a trial may use; ``blank`` is an empty, evenly lit headset (no visual cues)."""
 
 KINDS: tuple[str, ...] = ("exercise", "assessment")
@@ -46,7 +54,19 @@ EYES: tuple[str, ...] = ("open", "closed")
 SURFACES: tuple[str, ...] = ("firm", "foam")
 SURROUNDS: tuple[str, ...] = ("fixed", "sway_referenced")
 ASSESSMENTS: tuple[str, ...] = ("none", "mctsib", "sot", "los")
-TASKS: tuple[str, ...] = ("quiet", "weight_shift", "step_up", "walk", "reach")
+TASKS: tuple[str, ...] = (
+    "quiet",
+    "weight_shift",
+    "step_up",
+    "walk",
+    "reach",
+    "tandem_walk",
+    "leg_raise",
+    "tai_chi",
+)
+#: The programme's exercises (docs/exercises.md): their own scene, simulated
+#: person, measures and report section.
+EXERCISE_TASKS: tuple[str, ...] = ("tandem_walk", "leg_raise", "tai_chi")
 
 BASELINE = "baseline"
 
@@ -98,6 +118,20 @@ class Trial:
         Step-ups and weight shifts: seconds per cycle (0 = self-paced).
     instructions : str
         What the operator reads to the patient.
+    plate : bool
+        Whether the trial uses the force plate (``false``: head only; the
+        tandem walk leaves the plate, and the safety monitor judges the head
+        and the walking corridor instead of plate triggers).
+    walk_length_m : float
+        Tandem walk: the walking line's length, 3-6 m of free floor the
+        operator confirmed (``--walk-length``), within the envelope's
+        ``max_walk_length_m``; 0 for other trials.
+    sequence : str
+        Tai chi: the coach's sequence (``scenes/tai_chi/<name>.toml``); empty
+        lets the level choose.
+    time_scale : float
+        The ``--seconds-scale`` the trial was shortened by (1 = as written);
+        exercise holds and rests shrink by it, movement speeds do not.
     """
 
     name: str
@@ -117,6 +151,10 @@ class Trial:
     target_time_s: float = 0.0
     pace_s: float = 0.0
     instructions: str = ""
+    plate: bool = True
+    walk_length_m: float = 0.0
+    sequence: str = ""
+    time_scale: float = 1.0
 
     def scaled(self, seconds_scale: float) -> Trial:
         """This trial with its durations multiplied by ``seconds_scale`` (for CI)."""
@@ -125,6 +163,7 @@ class Trial:
             duration_s=self.duration_s * seconds_scale,
             target_time_s=self.target_time_s * seconds_scale,
             pace_s=self.pace_s * seconds_scale,
+            time_scale=self.time_scale * seconds_scale,
         )
 
 
@@ -204,7 +243,27 @@ def _read_trial(fields: Fields) -> list[Trial]:
     pace_s = fields.number("pace_s", default=0.0, min_value=0.0, max_value=60.0)
     instructions = fields.string("instructions", default="")
     repeat = fields.integer("repeat", default=1, min_value=1, max_value=10)
+    plate = fields.boolean("plate", default=task != "tandem_walk")
+    walk_length_m = fields.number("walk_length_m", default=0.0, min_value=0.0, max_value=100.0)
+    sequence = fields.string("sequence", default="")
     fields.finish()
+    if task == "tandem_walk":
+        from vrbalance.exercises.plan import check_walk_length
+
+        check_walk_length(walk_length_m, f"{where} walk_length_m")
+        if plate:
+            raise ConfigError(f"{where} plate: a tandem walk leaves the plate; set plate = false")
+    elif walk_length_m:
+        raise ConfigError(f"{where} walk_length_m: only a tandem_walk trial has a walking line")
+    if sequence:
+        if task != "tai_chi":
+            raise ConfigError(f"{where} sequence: only a tai_chi trial has a coach's sequence")
+        from vrbalance.exercises.coach import load_sequence
+
+        try:
+            load_sequence(sequence)
+        except ConfigError as exc:
+            raise ConfigError(f"{where} sequence: {exc}") from None
     if assessment == "sot" and not 1 <= condition <= 6:
         raise ConfigError(f"{where} condition: a SOT trial needs condition 1-6, got {condition}")
     if assessment == "mctsib" and not 1 <= condition <= 4:
@@ -242,6 +301,9 @@ def _read_trial(fields: Fields) -> list[Trial]:
         target_time_s=target_time_s,
         pace_s=pace_s,
         instructions=instructions,
+        plate=plate,
+        walk_length_m=walk_length_m,
+        sequence=sequence,
     )
     if repeat == 1:
         return [trial]

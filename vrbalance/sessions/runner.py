@@ -35,7 +35,7 @@ import queue
 import re
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, TextIO
@@ -325,7 +325,7 @@ class SimulatedDevices:
         self._server: Any = None
         self._driver: Any = None
 
-    def open_trial(self, index: int, trial: Trial) -> tuple[PlateSource, HeadSource]:
+    def open_trial(self, index: int, trial: Trial) -> tuple[PlateSource | None, HeadSource]:
         from vrbalance.balance.stance import make_stance
         from vrbalance.config.plates import load_foot_template
         from vrbalance.devices.driver import ForcePlate
@@ -333,6 +333,11 @@ class SimulatedDevices:
         from vrbalance.devices.simulator import PersonParams
         from vrbalance.sessions.sim import SIM_COP_AHEAD_OF_ANKLE_M
 
+        if not trial.plate:  # head only (the tandem walk): the simulated walker
+            from vrbalance.exercises.sim import walker_for
+
+            eye_m = float(self._body.eye_height_m)
+            return None, walker_for(trial, eye_m, self._clock, seed=self._seed + index)
         stance = make_stance(trial.stance, self._body, load_foot_template())
         ankle = stance.ankle_m
         # Foam and no vision: more motor noise, about 1.5-2x the BDS firm/open sway.
@@ -384,13 +389,15 @@ class SerialDevices:
         self._clock = clock
         self._driver: Any = None
 
-    def open_trial(self, index: int, trial: Trial) -> tuple[PlateSource, HeadSource | None]:
+    def open_trial(self, index: int, trial: Trial) -> tuple[PlateSource | None, HeadSource | None]:
         from vrbalance.devices.driver import ForcePlate
 
         if self._driver is None:
             self._driver = ForcePlate(
                 self._port, self.plate, self.calibration, clock=self._clock
             ).open()
+        if not trial.plate:
+            return None, None  # head only (the tandem walk): the plate stays open, unread
         return self._driver, None
 
     def close_trial(self) -> None:
@@ -442,6 +449,10 @@ class TrialResult:
         Smallest XCoM margin, m.
     safety_triggered : bool
         The monitor calmed the world or stopped the trial.
+    exercise_success : bool or None
+        An exercise trial's own success (docs/exercises.md); ``None`` otherwise.
+    exercise_reason : str
+        Why.
     """
 
     index: int
@@ -453,6 +464,8 @@ class TrialResult:
     mean_velocity_mps: float | None
     min_margin_m: float | None
     safety_triggered: bool
+    exercise_success: bool | None = None
+    exercise_reason: str = ""
 
     def row(self) -> dict[str, object]:
         """The ``trials.csv`` row."""
@@ -560,6 +573,7 @@ class _TrialRun:
     headset_paused: bool = False
     headset_lost: bool = False
     recenter: bool = False
+    exercise: Any = None  # vrbalance.exercises.live.ExerciseTracker for exercise trials
 
 
 _CONSOLE_COMMANDS = frozenset(
@@ -872,6 +886,7 @@ class SessionRunner:
                 duration_s=trial.duration_s / scale,
                 session_elapsed_s=elapsed_s,
                 rest_s=rest_s,
+                walk_length_m=trial.walk_length_m,
             )
         except ConfigError as exc:
             t = self.clock.now_s()
@@ -892,14 +907,17 @@ class SessionRunner:
     ) -> tuple[TrialResult, _TrialRun]:
         from vrbalance.balance.estimator import BalanceEstimator
         from vrbalance.balance.stance import make_stance
+        from vrbalance.exercises.live import exercise_tracker
         from vrbalance.realtime.loop import FixedRateLoop
         from vrbalance.realtime.pipeline import RECOMMENDED_TUNING
 
         level = self._level_for(trial)
         run = _TrialRun(index=index, trial=trial, level=level)
+        run.exercise = exercise_tracker(trial, level)
         stance = make_stance(trial.stance, self.body, self.template)
         try:
-            plate, head = self.devices.open_trial(index, trial)
+            # The level goes with the trial: the simulated person performs it.
+            plate, head = self.devices.open_trial(index, replace(trial, level=level))
         except (DeviceError, OSError) as exc:
             t = self.clock.now_s()
             recorder.event(index, Event(t, "device", "device_open_failed", str(exc), "alarm"))
@@ -945,6 +963,8 @@ class SessionRunner:
                 },
             ),
         )
+        if run.exercise is not None:
+            recorder.event(index, run.exercise.plan_event(self.clock.now_s()))
         try:
             if not rendering:
                 loop.run()
@@ -1012,8 +1032,22 @@ class SessionRunner:
 
             vel = sway_metrics(run.cop, self.rate_hz).mean_velocity_mps
         margin = run.min_margin_m if math.isfinite(run.min_margin_m) else None
+        success: bool | None = None
+        reason = ""
+        if run.exercise is not None:
+            _, success, reason = run.exercise.judge()
         return TrialResult(
-            index, trial, level, end, t0, run.last_t_s, vel, margin, run.safety_triggered
+            index,
+            trial,
+            level,
+            end,
+            t0,
+            run.last_t_s,
+            vel,
+            margin,
+            run.safety_triggered,
+            success,
+            reason,
         ), run
 
     def _follow_console(self, run: _TrialRun, shown: int) -> int:
@@ -1210,6 +1244,7 @@ class SessionRunner:
                 emergency_stop=run.estop,
                 trial_elapsed_s=t_s - run.t0_s,
                 session_elapsed_s=t_s - self.session_t0_s,
+                corridor=run.exercise.corridor if run.exercise is not None else None,
             )
             status_now[0] = status
             result = balance.tick(tick, t_s)
@@ -1231,6 +1266,8 @@ class SessionRunner:
             )
             for ev in verdict.events:
                 recorder.event(idx, ev)
+            if run.exercise is not None:
+                run.exercise.add(state)
             if state.plate_loaded and state.cop_m is not None:
                 run.cop.append(state.cop_m)
             if state.margin_xcom_m is not None and state.margin_xcom_m < run.min_margin_m:
@@ -1467,6 +1504,8 @@ class SessionRunner:
                     min_margin_m=result.min_margin_m,
                     safety_triggered=result.safety_triggered,
                     completed=result.end_reason is EndReason.COMPLETED,
+                    exercise_success=result.exercise_success,
+                    exercise_reason=result.exercise_reason,
                 )
             )
             for ev in decision.events:
@@ -1563,7 +1602,11 @@ def check_protocol(
         duration_s = trial.duration_s / seconds_scale
         try:
             check_trial_plan(
-                envelope, stance=trial.stance, duration_s=duration_s, session_elapsed_s=elapsed_s
+                envelope,
+                stance=trial.stance,
+                duration_s=duration_s,
+                session_elapsed_s=elapsed_s,
+                walk_length_m=trial.walk_length_m,
             )
         except ConfigError as exc:
             fix = stance_fix if trial.stance in missing else generic_fix

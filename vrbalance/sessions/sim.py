@@ -75,6 +75,11 @@ def trial_script(trial: Trial, com_height_m: float, extra: str = "") -> str:
                 f"lean@{k * half:.4f}s:x={x:.4f}:y={y:.4f}:ramp={0.4 * half:.4f}"
                 f":hold={0.4 * half:.4f}"
             )
+    from vrbalance.exercises.sim import exercise_script
+
+    own = exercise_script(trial, trial.level or 1)
+    if own:
+        items.append(own)
     if extra:
         items.append(extra)
     return ",".join(items)

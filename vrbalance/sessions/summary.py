@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from vrbalance.exercises import live
 from vrbalance.sessions import assessments
 from vrbalance.sessions.recorder import column, read_rows, read_sidecar
 
@@ -129,10 +130,16 @@ def summarize_folder(
         )
         for name, value in _sway(cop, rate_hz).items():
             add(idx, name, value)
+        trial_events = [e for e in events if int(e["trial"]) == idx]
+        plan = live.plan_from_events(trial_events)
         margins = column(rows, "margin_xcom_m") if rows else np.array([])
         margins = margins[np.isfinite(margins)]
+        if plan is not None and plan.task == "tandem_walk":
+            margins = margins[:0]  # walking: no fixed base of support for a margin
         add(idx, "min_margin_xcom_m", float(margins.min()) if margins.size else None)
-        trial_events = [e for e in events if int(e["trial"]) == idx]
+        if plan is not None:
+            for name, value in live.measures_from_rows(plan, rows).items():
+                add(idx, name, value)
         alarms = [e for e in trial_events if e["source"] == "safety" and e["severity"] != "info"]
         add(idx, "safety_events", float(len(alarms)))
         fell = trial["end_reason"] == "safety_stop"

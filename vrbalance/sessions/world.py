@@ -131,6 +131,8 @@ class SessionWorld:
                 raise
         self._calm = False
         self._sway_ref = False
+        self._trial: Trial | None = None
+        self._trial_t0_s: float | None = None
         self._last_t_s: float | None = None
         self.frames = 0
 
@@ -203,6 +205,8 @@ class SessionWorld:
         from vrbalance.config.scenes import available_scenes, load_scene
 
         self._sway_ref = trial.surround == "sway_referenced"
+        self._trial = trial
+        self._trial_t0_s = None
         app = self.app
         if trial.eyes == "closed" or trial.scene == "blank":
             app.render.hide()  # blank headset: no visual cue at all
@@ -229,6 +233,12 @@ class SessionWorld:
         elif not calm and self._calm:
             app.resume()
         self._calm = calm
+        # Exercise scenes (signpost, fade, coach) keep in step with the trial's clock.
+        follow = getattr(app.scene, "follow_trial", None)
+        if callable(follow) and state is not None and self._trial is not None:
+            if self._trial_t0_s is None:
+                self._trial_t0_s = state.t_s
+            follow(self._trial, state.t_s - self._trial_t0_s)
         if app.scene_root is not None:
             # Sway reference: the surround rotates with the body about the ankles
             # (forward sway tilts its top forward: a negative Panda3D pitch).

@@ -78,6 +78,9 @@ SCENE_BUILDERS: Mapping[str, str] = MappingProxyType(
         "park": "vrbalance.world.scenes.park:ParkScene",
         "stairs": "vrbalance.world.scenes.stairs:StairsScene",
         "crowd": "vrbalance.world.scenes.crowd:CrowdScene",
+        "tandem_walk": "vrbalance.world.scenes.exercises:TandemWalkScene",
+        "leg_raises": "vrbalance.world.scenes.exercises:LegRaisesScene",
+        "tai_chi": "vrbalance.world.scenes.exercises:TaiChiScene",
     }
 )
 

@@ -1,0 +1,63 @@
+"""Run exercise protocols through the real session runner, fast.
+
+Head-only trials (the tandem walk) have no plate thread, so they run on a
+:class:`~vrbalance.clock.ManualClock`: a minute of walking takes a couple of
+seconds and sees perfect timing. Plate trials stream through the simulated
+plate's pseudo-terminal in real time, so they run shortened.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from vrbalance.balance.geometry import Body
+from vrbalance.clock import Clock, ManualClock, MonotonicClock
+from vrbalance.sessions.protocol import Protocol, load_protocol
+from vrbalance.sessions.runner import SessionResult, SessionRunner, SimulatedDevices
+from vrbalance.sessions.store import Patient
+
+RunProtocol = Callable[..., SessionResult]
+
+
+@pytest.fixture
+def run_protocol(tmp_path: Path) -> RunProtocol:
+    """``run_protocol(name, trials=1, seconds_scale=1.0, level=None, manual=True)``."""
+    counter = iter(range(100))
+
+    def run(
+        name: str,
+        *,
+        trials: int = 1,
+        seconds_scale: float = 1.0,
+        level: int | None = None,
+        manual: bool = True,
+        seed: int = 3,
+    ) -> SessionResult:
+        patient = Patient("T1", birth_year=1950, height_m=1.70, mass_kg=70.0)
+        clock: Clock = ManualClock(100.0) if manual else MonotonicClock()
+        body = Body(height_m=1.70, mass_kg=70.0)
+        devices = SimulatedDevices("wii-balance-board", body, clock, seed=seed)
+        loaded = load_protocol(name, with_baseline=False, seconds_scale=seconds_scale)
+        chosen = loaded.trials[:trials]
+        if level is not None:
+            chosen = tuple(replace(t, level=level, director=False) for t in chosen)
+        protocol = Protocol(loaded.name, loaded.title, loaded.description, chosen, loaded.source)
+        folder = tmp_path / f"s{next(counter)}"
+        runner = SessionRunner(
+            protocol,
+            patient,
+            folder=folder,
+            session_id=folder.name,
+            devices=devices,
+            clock=clock,
+            metadata={"simulated": True},
+            seconds_scale=seconds_scale,
+            seed=seed,
+        )
+        return runner.run()
+
+    return run
