@@ -128,6 +128,11 @@ def test_therapist_adds_a_patient_edits_the_envelope_and_stops_a_live_session(
     first = _plot_updates(d)
     _wait(d, lambda d: _plot_updates(d) >= first + 5, "more plot updates")
     assert "Margin of stability:" in _text(d, "live-margin")
+    # The browser goes away and comes back: it sees the running session again.
+    d.get("about:blank")
+    d.back()
+    _wait(d, lambda d: _plot_updates(d) >= 3, "the plot after coming back")
+    assert "Trial 1: Baseline" in _text(d, "live-trial")
 
     # -- pause and resume, then the emergency stop
     _click(d, "ctl-pause")

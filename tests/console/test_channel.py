@@ -130,6 +130,13 @@ def test_a_session_is_driven_through_the_channel_and_every_command_is_recorded(
         change = inbox.wait(lambda m: is_event("level_change")(m) and m["trial"] == 1)
         assert (change["values"]["from_level"], change["values"]["to_level"]) == (2, 3)
         inbox.wait(lambda m: m["type"] == "tick" and m["trial"] == 1 and m["level"] == 3)
+        # The console goes away mid-trial: the session carries on; a new one sees it.
+        client.close()
+        inbox = Inbox()
+        client = ChannelClient(sock, inbox)
+        assert client.connect()
+        assert inbox.wait(lambda m: m["type"] == "hello")["session_id"] == hello["session_id"]
+        inbox.wait(lambda m: m["type"] == "tick" and m["trial"] == 1 and m["level"] == 3)
         client.send("pin_level")
         inbox.wait(is_event("pin"))
         client.send("lock_scene")
@@ -138,7 +145,8 @@ def test_a_session_is_driven_through_the_channel_and_every_command_is_recorded(
         end = inbox.wait(lambda m: m["type"] == "end", 60.0)
         assert end == {"type": "end", "end_reason": "operator_abort", "filed": True}
         out = proc.communicate(timeout=30)[0]
-        assert proc.returncode == 0, out
+        assert proc.returncode == 1, out  # stopped early: the command line says so
+        assert "the session ended before its trials were done" in out
     finally:
         client.close()
         if proc.poll() is None:
@@ -155,3 +163,44 @@ def test_a_session_is_driven_through_the_channel_and_every_command_is_recorded(
     trials = read_rows(recording / "trials.csv")
     assert [t["end_reason"] for t in trials] == ["operator_abort", "operator_abort"]
     assert not sock.exists()
+
+
+@pytest.mark.slow
+def test_a_session_process_that_dies_is_explained_and_its_recording_filed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vrbalance.console.stations import SessionRequest, Stations
+    from vrbalance.sessions.store import Store
+
+    data = tmp_path / "data"
+    monkeypatch.setenv("VRBALANCE_DATA", str(data))
+    monkeypatch.delenv("VRBALANCE_DB", raising=False)
+    assert main(["patient", "add", "P5"]) == 0
+    stations = Stations(runtime_dir=tmp_path / "rt")
+    station = stations.start(SessionRequest("P5", "baseline", output="none", seconds_scale=1.0))
+    try:
+        deadline = time.monotonic() + 60.0
+        while not station.snapshot()["gate"].get("waiting"):
+            assert time.monotonic() < deadline, station.snapshot()
+            time.sleep(0.02)
+        assert station.send("start")
+        state_csv = Path(station.snapshot()["hello"]["folder"]) / "state.csv"
+        while not state_csv.exists() or state_csv.stat().st_size < 2000:  # rows on disk
+            assert time.monotonic() < deadline, station.snapshot()
+            time.sleep(0.02)
+        assert station.proc is not None
+        station.proc.kill()  # the session process dies mid-trial
+        while station.snapshot()["status"] != "died":
+            assert time.monotonic() < deadline, station.snapshot()
+            time.sleep(0.02)
+    finally:
+        if station.proc is not None and station.proc.poll() is None:
+            station.proc.kill()
+        stations.close()
+    why = station.snapshot()["why"]
+    assert why.startswith("The session process was killed (SIGKILL).")
+    assert "The recording was filed as incomplete (end: incomplete)." in why
+    with Store(data / "vrbalance.sqlite3") as store:
+        (session,) = store.sessions("P5")
+    assert session["status"] == "incomplete"
+    assert read_rows(Path(session["folder"]) / "state.csv")  # what was recorded is kept

@@ -186,11 +186,11 @@ class Stations:
 
     def __init__(self, db: Path | None = None, runtime_dir: Path | None = None) -> None:
         self.db = db
-        self.runtime_dir = (
-            Path(runtime_dir)
-            if runtime_dir
-            else Path(tempfile.mkdtemp(prefix="vrbalance-console-"))
-        )
+        if runtime_dir is None:
+            self.runtime_dir = Path(tempfile.mkdtemp(prefix="vrbalance-console-"))
+        else:
+            self.runtime_dir = Path(runtime_dir)
+            self.runtime_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(self.runtime_dir, 0o700)
         self._stations: dict[str, Station] = {}
         self._lock = threading.Lock()
@@ -254,14 +254,14 @@ class Stations:
             time.sleep(0.02)
         with station.lock:
             ended = station.end is not None
-        if ended and rc == 0:
+        if ended:  # the session said how it ended and whether it was filed
             with station.lock:
                 station.status = "ended"
             return
         why = describe_exit(rc) + tail_text(station.log_path)
         filed = self._file_incomplete(station)
         with station.lock:
-            station.status = "ended" if ended else "died"
+            station.status = "died"
             station.why = why + filed
         log.warning("station %s: session process ended: %s", station.key, describe_exit(rc))
 

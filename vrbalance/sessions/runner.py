@@ -1012,7 +1012,9 @@ class SessionRunner:
                     "overruns": stats.overruns,
                     "achieved_rate_hz": stats.achieved_rate_hz,
                     "step_p99_s": stats.step_p99_s,
+                    "lateness_p99_s": stats.lateness_p99_s,
                     "lateness_max_s": stats.lateness_max_s,
+                    "period_error_p99_s": stats.period_error_p99_s,
                 },
             ),
         )
