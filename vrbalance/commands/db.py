@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
                     "(rows copied; file their folders with `vrbalance patient import`)"
                 )
         return 0
-    with Store(db_target(args.db), migrate=args.action == "migrate") as store:
+    with Store(db_target(args.db)) as store:
         if args.action == "migrate":
             print(f"{store.where}: schema version {store.schema_version} (current)")
         elif args.action == "info":

@@ -276,7 +276,9 @@ class PostgresConnection(Connection):
     """A PostgreSQL server through psycopg 3 (autocommit; explicit transactions)."""
 
     dialect = "postgresql"
-    for_update = " FOR UPDATE"
+    # NO KEY UPDATE: sessions being filed hold KEY SHARE on their patient's row
+    # (foreign key); a plain FOR UPDATE would make an envelope change wait for them.
+    for_update = " FOR NO KEY UPDATE"
 
     def __init__(self, url: str, *, timeout_s: float) -> None:
         self._url = url
@@ -365,6 +367,10 @@ class PostgresConnection(Connection):
                 f"{self.where}: a row is locked by another station "
                 f"(waited {self.timeout_s:g} s); try again"
             )
+        refused = ("authentication failed", "pg_hba.conf", "certificate", "does not exist")
+        if isinstance(exc, self._psycopg.OperationalError) and any(r in text for r in refused):
+            # Waiting will not help: wrong password, role, database or certificate.
+            return StoreError(f"{self.where}: cannot connect: {text}")
         if isinstance(exc, self._psycopg.OperationalError) or self._db_closed():
             return StoreUnavailable(f"{self.where}: server unavailable: {text}")
         return StoreError(f"{self.where}: database error: {text}")

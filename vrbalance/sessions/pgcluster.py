@@ -136,7 +136,9 @@ class TempCluster:
                     "req",
                     "-x509",
                     "-newkey",
-                    "rsa:2048",
+                    "ec",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1",
                     "-nodes",
                     "-days",
                     "2",
@@ -184,6 +186,10 @@ class TempCluster:
             "start",
         )
         log.info("temporary PostgreSQL on 127.0.0.1:%d (%s)", self.port, self.data)
+
+    def reload(self) -> None:
+        """Make the running server re-read its configuration (``pg_hba.conf``)."""
+        self._run(self.bin_dir / "pg_ctl", "-D", self.data, "reload")
 
     def stop(self, *, remove: bool = False) -> None:
         """Stop the server (fast shutdown: open sessions are cut); ``remove`` deletes it."""
