@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import time
 import tty
 from collections.abc import Callable, Iterator
@@ -11,6 +12,11 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from vrbalance.config.plates import PlateSpec, load_plate
+
+# Helpers beside the tests (evdev_streams) import by name under --import-mode=importlib.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
 
 
 @pytest.fixture(scope="session")

@@ -49,7 +49,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="EVENTS",
         help="extra simulator events for every trial, e.g. 'fall@2s'",
     )
-    parser.add_argument("--port", help="serial port of a real plate (without --simulate)")
+    parser.add_argument(
+        "--port",
+        help="a real plate (without --simulate): serial port, or input device "
+        "(/dev/input/eventN, or 'auto' to find a paired Wii Balance Board)",
+    )
     parser.add_argument(
         "--plate", default="wii-balance-board", help="plate id (default %(default)s)"
     )

@@ -21,6 +21,10 @@ Plate schema::
     protocol = "ascii"             # "ascii" | "binary"
     baud = 115200
     channel_map = [0, 1, 2, 3]     # wire channel of each logical channel
+    [evdev]                        # optional: the plate is also a Linux input device
+    name = "Nintendo Wii Remote Balance Board"   # the input device's name (--port auto)
+    axes = ["ABS_HAT1X", ...]      # the kernel axis of each logical channel (cell order)
+    calibration = "wii-balance-board-evdev"      # calibration id for this transport
 
 Foot schema::
 
@@ -49,6 +53,24 @@ from vrbalance.resources import data_dir
 logger = logging.getLogger(__name__)
 
 SERIAL_PROTOCOLS: tuple[str, ...] = ("ascii", "binary")
+ABS_CODES: dict[str, int] = {
+    "ABS_X": 0x00,
+    "ABS_Y": 0x01,
+    "ABS_Z": 0x02,
+    "ABS_RX": 0x03,
+    "ABS_RY": 0x04,
+    "ABS_RZ": 0x05,
+    "ABS_HAT0X": 0x10,
+    "ABS_HAT0Y": 0x11,
+    "ABS_HAT1X": 0x12,
+    "ABS_HAT1Y": 0x13,
+    "ABS_HAT2X": 0x14,
+    "ABS_HAT2Y": 0x15,
+    "ABS_HAT3X": 0x16,
+    "ABS_HAT3Y": 0x17,
+}
+"""Linux absolute-axis names an ``[evdev]`` table may use, with their kernel codes
+(``include/uapi/linux/input-event-codes.h``, stable ABI)."""
 DEFAULT_FOOT_TEMPLATE = "adult"
 
 
@@ -72,6 +94,27 @@ class SerialSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class EvdevSpec:
+    """How a plate appears as a Linux input device (``docs/wii-balance-board.md``).
+
+    Attributes
+    ----------
+    name : str
+        The input device's name, as the kernel driver sets it.
+    axes : tuple of str
+        The absolute axis (``ABS_*``) carrying each logical channel, in the
+        plate's cell order.
+    calibration : str
+        Id of the calibration of this transport's counts (the kernel's units
+        differ from the serial plate's raw counts).
+    """
+
+    name: str
+    axes: tuple[str, ...]
+    calibration: str
+
+
+@dataclass(frozen=True, slots=True)
 class PlateSpec:
     """A plate file, validated.
 
@@ -89,6 +132,10 @@ class PlateSpec:
         What the device layer needs.
     path : pathlib.Path
         The file it came from.
+    evdev : EvdevSpec or None
+        How to read it as a Linux input device, if it can be.
+
+        .. versionadded:: 0.2
     """
 
     id: str
@@ -97,6 +144,7 @@ class PlateSpec:
     geometry: PlateGeometry
     serial: SerialSpec
     path: Path
+    evdev: EvdevSpec | None = None
 
 
 def _folder(sub: str) -> Path:
@@ -230,6 +278,7 @@ def load_plate(name_or_path: str | Path) -> PlateSpec:
             f"{ser.where} channel_map: expected distinct wire channels, got {list(channel_map)}"
         )
     ser.finish()
+    evdev = _load_evdev(doc.table("evdev"), n) if "evdev" in doc else None
     doc.finish()
     logger.debug("loaded plate %s from %s", ident, path)
     return PlateSpec(
@@ -239,7 +288,26 @@ def load_plate(name_or_path: str | Path) -> PlateSpec:
         geometry=geometry,
         serial=SerialSpec(protocol=protocol, baud=baud, channel_map=channel_map),
         path=path,
+        evdev=evdev,
     )
+
+
+def _load_evdev(table: Fields, n_channels: int) -> EvdevSpec:
+    name = table.string("name")
+    raw: Any = table.raw("axes")
+    if not isinstance(raw, list) or len(raw) != n_channels:
+        got = len(raw) if isinstance(raw, list) else repr(raw)
+        raise ConfigError(f"{table.where} axes: expected {n_channels} axis names, got {got}")
+    for i, axis in enumerate(raw):
+        if axis not in ABS_CODES:
+            raise ConfigError(
+                f"{table.where} axes[{i}]: expected one of {', '.join(ABS_CODES)}, got {axis!r}"
+            )
+    if len(set(raw)) != n_channels:
+        raise ConfigError(f"{table.where} axes: expected distinct axes, got {raw}")
+    calibration = table.string("calibration")
+    table.finish()
+    return EvdevSpec(name=name, axes=tuple(raw), calibration=calibration)
 
 
 def load_foot_template(name_or_path: str | Path = DEFAULT_FOOT_TEMPLATE) -> FootTemplate:

@@ -81,7 +81,7 @@ class DriverStats:
     reconnects : int
         Successful reopenings after a loss.
     parser : ParserStats
-        What the protocol dropped, summed over reconnects.
+        What the protocol dropped since the plate was created (reconnects included).
     """
 
     frames: int
@@ -90,10 +90,6 @@ class DriverStats:
     parse_errors: int
     reconnects: int
     parser: ParserStats
-
-
-def _sum_stats(a: ParserStats, b: ParserStats) -> ParserStats:
-    return ParserStats(*(getattr(a, f) + getattr(b, f) for f in ParserStats.__dataclass_fields__))
 
 
 def open_serial(port: str, baud: int, *, timeout_s: float = 0.01, exclusive: bool = True) -> Any:
@@ -214,7 +210,7 @@ class ForcePlate:
         self.protocol_name = protocol or plate.serial.protocol
         self.baud = int(baud or plate.serial.baud)
         n_channels = 4 if plate.kind == "cells4" else 6
-        self._protocol = make_protocol(self.protocol_name, n_channels)
+        self._protocol: Any = self._make_protocol(n_channels)
         self._clock = clock or MonotonicClock()
         self._buffer: deque[PlateFrame] = deque(maxlen=buffer_frames)
         self._events: deque[Event] = deque(maxlen=1024)
@@ -238,7 +234,6 @@ class ForcePlate:
         self._io_errors = 0
         self._parse_errors = 0
         self._reconnects = 0
-        self._old_parser_stats = ParserStats()
         self._was_lost = False
         self._lost_since_s: float | None = None
         self._connect_t_s = 0.0
@@ -267,7 +262,7 @@ class ForcePlate:
         """
         if self._thread is not None:
             return self
-        self._serial = open_serial(self.port, self.baud, timeout_s=self._read_timeout_s)
+        self._serial = self._open_port()
         # A ForcePlate may be opened again after close(): start from a clean slate.
         self._ready.clear()
         self._open_error = None
@@ -336,7 +331,7 @@ class ForcePlate:
             io_errors=self._io_errors,
             parse_errors=self._parse_errors,
             reconnects=self._reconnects,
-            parser=_sum_stats(self._old_parser_stats, self._protocol.stats()),
+            parser=self._protocol.stats(),
         )
 
     # -- internals -------------------------------------------------------------
@@ -392,6 +387,34 @@ class ForcePlate:
             except (OSError, ValueError) as exc:  # already gone: nothing to release
                 log.debug("closing %s: %s", self.port, exc)
 
+    # -- transport hooks: a subclass reading another kind of port overrides these ----
+    def _make_protocol(self, n_channels: int) -> Any:
+        """The parser for this port's bytes (``ascii`` or ``binary`` serial frames)."""
+        return make_protocol(self.protocol_name, n_channels)
+
+    def _open_port(self) -> Any:
+        """Open the port (raising :class:`DeviceError` naming it); the reader owns the result."""
+        return open_serial(self.port, self.baud, timeout_s=self._read_timeout_s)
+
+    def _io_error_types(self) -> tuple[type[BaseException], ...]:
+        """Exceptions from :meth:`_read` that mean the device is gone (state ``lost``)."""
+        import serial
+
+        # TypeError/AttributeError: pyserial reading a port closed under it.
+        return (serial.SerialException, OSError, TypeError, AttributeError)
+
+    def _read(self, port: Any) -> bytes:
+        """Whatever bytes are waiting (at least one), or ``b""`` after ``read_timeout_s``."""
+        waiting = port.in_waiting
+        return bytes(port.read(waiting if waiting > 0 else 1))
+
+    def _parse(self, data: bytes, now_s: float) -> list[Any]:
+        """Bytes -> raw frames (the protocol's ``feed``)."""
+        return self._protocol.feed(data, now_s)
+
+    def _after_open(self, now_s: float) -> None:
+        """Called in the reader thread each time the port is (re)opened, before reading."""
+
     def _run(self) -> None:
         try:
             self._loop()
@@ -401,12 +424,14 @@ class ForcePlate:
             self._ready.set()
 
     def _loop(self) -> None:
-        import serial
-
         clock = self._clock
         protocol = self._protocol
         convert = self._converter.convert
+        io_errors = self._io_error_types()
+        read = self._read
+        parse = self._parse
         backoff_i = 0
+        self._after_open(clock.now_s())
         while not self._stop.is_set():
             port = self._serial
             if port is None:
@@ -417,23 +442,22 @@ class ForcePlate:
                 if self._stop.wait(wait_s):
                     return
                 try:
-                    self._serial = open_serial(self.port, self.baud, timeout_s=self._read_timeout_s)
+                    self._serial = self._open_port()
                 except DeviceError as exc:
                     log.debug("reconnect to %s failed: %s", self.port, exc)
                     continue
                 backoff_i = 0
                 self._reconnects += 1
-                self._old_parser_stats = _sum_stats(self._old_parser_stats, protocol.stats())
+                # No summing of parser stats here: a protocol's reset() keeps its counters.
                 protocol.reset()
                 self._connect_t_s = clock.now_s()
                 self._set_state(PlateState.CONNECTING, "plate_connecting", f"reopened {self.port}")
+                self._after_open(self._connect_t_s)
                 continue
             # -- port I/O: failures here mean the device is gone ----------------
             try:
-                waiting = port.in_waiting
-                data = port.read(waiting if waiting > 0 else 1)
-            except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
-                # TypeError/AttributeError: pyserial reading a port closed under it.
+                data = read(port)
+            except io_errors as exc:
                 if self._stop.is_set():
                     return
                 self._io_errors += 1
@@ -451,7 +475,7 @@ class ForcePlate:
             # -- parsing: failures here are bugs or bad calibration, not the port ---
             if data:
                 try:
-                    frames = [convert(raw) for raw in protocol.feed(data, now_s)]
+                    frames = [convert(raw) for raw in parse(data, now_s)]
                     if frames:
                         self._push(frames, now_s)
                         continue

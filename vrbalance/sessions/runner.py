@@ -313,6 +313,7 @@ class SimulatedDevices:
     ) -> None:
         from vrbalance.config.plates import load_plate
         from vrbalance.devices.calibration import find_calibration
+        from vrbalance.devices.discovery import is_input_port
 
         self.plate_id = plate_id
         self.plate = load_plate(plate_id)
@@ -375,27 +376,31 @@ class SimulatedDevices:
 
 
 class SerialDevices:
-    """A real plate on a serial port for the whole session (no headset pose yet)."""
+    """A real plate for the whole session: serial, or an input device such as the Wii
+    Balance Board (``--port /dev/input/eventN`` or ``auto``); no headset pose yet."""
 
     def __init__(self, plate_id: str, port: str, clock: Clock) -> None:
         from vrbalance.config.plates import load_plate
         from vrbalance.devices.calibration import find_calibration
+        from vrbalance.devices.discovery import is_input_port
 
         self.plate_id = plate_id
         self.plate = load_plate(plate_id)
         # Read and validated before the session folder exists (a bad file records nothing).
-        self.calibration = find_calibration(self.plate.id)
+        # An input device (the Wii Balance Board) has its own calibration of the kernel's units.
+        evdev = self.plate.evdev if is_input_port(port) else None
+        self.calibration = find_calibration(evdev.calibration if evdev else self.plate.id)
         self._port = port
         self._clock = clock
         self._driver: Any = None
 
     def open_trial(self, index: int, trial: Trial) -> tuple[PlateSource | None, HeadSource | None]:
-        from vrbalance.devices.driver import ForcePlate
+        from vrbalance.devices.evdev_plate import open_plate
 
-        if self._driver is None:
-            self._driver = ForcePlate(
-                self._port, self.plate, self.calibration, clock=self._clock
-            ).open()
+        if self._driver is None:  # a serial port, or an input device (/dev/input/..., auto)
+            self._driver = open_plate(
+                self.plate, self._port, calibration=self.calibration, clock=self._clock
+            )
         if not trial.plate:
             return None, None  # head only (the tandem walk): the plate stays open, unread
         return self._driver, None
