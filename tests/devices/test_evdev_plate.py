@@ -309,3 +309,81 @@ def test_a_real_balance_board_streams(wii: PlateSpec) -> None:
     stamped = [f for f in frames if f.device_time_s is not None and f.received_time_s is not None]
     # CLOCK_MONOTONIC stamps: the kernel's time precedes the read by well under a second.
     assert all(0.0 <= f.received_time_s - f.device_time_s < 1.0 for f in stamped)
+
+
+def test_guided_calibration_fits_per_cell_gains_on_top_of_the_kernels_values(
+    wii: PlateSpec, board: PipeBoard
+) -> None:
+    """Tare and known-mass steps on an EvdevPlate; the mass moves when the steps say so."""
+    import random
+    import threading
+    import time
+
+    from vrbalance.devices.calibration import calibration_positions, fit_calibration
+    from vrbalance.devices.guided_calibration import GuidedCalibration
+
+    mass_kg = 20.0
+    # This board's cells read 4-8 % off (a kernel unit is not exactly 10 g on them).
+    factors = (1.06, 0.95, 1.08, 0.93)
+    positions = dict(calibration_positions(wii))
+    cells = wii.geometry.cell_positions_m
+    a, b = abs(cells[0][0]), abs(cells[0][1])
+    where: list[tuple[float, float] | None] = [None]
+    stop = threading.Event()
+
+    def cell_forces() -> list[float]:
+        if where[0] is None:
+            return [0.0] * 4
+        x, y = where[0]
+        w = mass_kg * 9.80665
+        return [
+            w / 4 * (1 + x / a * (1 if cx > 0 else -1)) * (1 + y / b * (1 if cy > 0 else -1))
+            for cx, cy in cells
+        ]
+
+    def feeder() -> None:
+        rng = random.Random(3)
+        stream = BoardStream()
+        t = 0.0
+        while not stop.is_set():
+            noisy = [
+                f * k + rng.uniform(-0.15, 0.15)
+                for f, k in zip(cell_forces(), factors, strict=True)
+            ]
+            with_empty = [max(v, 0.0) + (0.3 if where[0] is None else 0.0) for v in noisy]
+            data = stream.report(t, with_empty)
+            if data and board.write_fd is not None:
+                board.send(data)
+            t += 0.01
+            time.sleep(0.01)
+
+    def say(line: str) -> None:
+        # The operator moves the mass as soon as the step asks for it.
+        for name, xy in positions.items():
+            if f"at the {name} " in line:
+                where[0] = xy
+
+    plate = EvdevPlate("/dev/input/event7", wii, opener=board.opener, hold_repeat_s=0.02)
+    thread = threading.Thread(target=feeder, daemon=True)
+    thread.start()  # writes once the plate has opened its pipe
+    try:
+        with plate:
+            tare, loads = GuidedCalibration(
+                plate,
+                plate.plate,
+                plate.calibration,
+                mass_kg=mass_kg,
+                interactive=False,
+                tare_s=0.3,
+                record_s=0.3,
+                step_timeout_s=20.0,
+                say=say,
+            ).run()
+    finally:
+        stop.set()
+        thread.join()
+    fitted = fit_calibration(plate.plate, tare, loads, base=plate.calibration)
+    nominal = 0.0980665
+    assert fitted.gains == pytest.approx([nominal / k for k in factors], rel=0.01)
+    assert fitted.offsets_counts == pytest.approx([3.0] * 4, abs=1.5)  # 30 g tared per cell
+    assert fitted.residual_max_n < 1.0

@@ -32,7 +32,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "fit and write the calibration file."
         ),
     )
-    plate.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB0")
+    plate.add_argument(
+        "--port",
+        required=True,
+        help="serial port (/dev/ttyUSB0), or input device (/dev/input/eventN, or 'auto' for "
+        "a paired Wii Balance Board: tare and per-cell gains on top of the kernel's values)",
+    )
     plate.add_argument("--plate", default="wii-balance-board", help="plate id or TOML path")
     plate.add_argument("--protocol", choices=("ascii", "binary"), help="default: the plate's")
     plate.add_argument("--baud", type=int, help="default: the plate's")
@@ -64,11 +69,19 @@ def run(args: argparse.Namespace) -> int:
         user_calibration_path,
         write_calibration,
     )
+    from vrbalance.devices.discovery import is_input_port
     from vrbalance.devices.driver import ForcePlate
+    from vrbalance.devices.evdev_plate import EvdevPlate
     from vrbalance.devices.guided_calibration import GuidedCalibration
     from vrbalance.errors import ConfigError
 
     plate = load_plate(args.plate)
+    evdev = is_input_port(args.port)
+    if evdev and plate.evdev is None:
+        raise ConfigError(
+            f"--port {args.port}: plate {plate.id!r} ({plate.path}) has no [evdev] table, so it "
+            "cannot be read as an input device"
+        )
     if args.mass_kg is None:
         if args.non_interactive:
             raise ConfigError("--mass-kg: required with --non-interactive")
@@ -80,12 +93,22 @@ def run(args: argparse.Namespace) -> int:
     mass_kg = check_number(args.mass_kg, "--mass-kg", min_value=0.5, max_value=300.0)
     for name in ("tare_s", "record_s", "step_timeout_s"):
         check_number(getattr(args, name), f"--{name.replace('_', '-')}", min_value=0.05)
-    base = find_calibration(plate.id)
-    out = args.out or user_calibration_path(plate.id)
+    # An input device's counts are the kernel's (10 g units), not the serial plate's:
+    # they have their own calibration, named in the plate's [evdev] table.
+    calibration_id = plate.evdev.calibration if evdev and plate.evdev else plate.id
+    base = find_calibration(calibration_id)
+    out = args.out or user_calibration_path(calibration_id)
     weight_n = mass_kg * GRAVITY_M_S2
-    with ForcePlate(
-        args.port, plate, base, protocol=args.protocol, baud=args.baud, stall_after_s=0.5
-    ) as device:
+    if evdev:
+        # The kernel sends nothing while no cell changes (an empty board): repeat the
+        # held state so the tare has frames to average.
+        device_cm: ForcePlate = EvdevPlate(args.port, plate, base, hold_repeat_s=0.02)
+        plate = device_cm.plate  # cells already in core order: identity channel map
+    else:
+        device_cm = ForcePlate(
+            args.port, plate, base, protocol=args.protocol, baud=args.baud, stall_after_s=0.5
+        )
+    with device_cm as device:
         tare, loads = GuidedCalibration(
             device,
             plate,
