@@ -313,7 +313,6 @@ class SimulatedDevices:
     ) -> None:
         from vrbalance.config.plates import load_plate
         from vrbalance.devices.calibration import find_calibration
-        from vrbalance.devices.discovery import is_input_port
 
         self.plate_id = plate_id
         self.plate = load_plate(plate_id)
