@@ -25,11 +25,14 @@ RunProtocol = Callable[..., SessionResult]
 
 @pytest.fixture
 def run_protocol(tmp_path: Path) -> RunProtocol:
-    """``run_protocol(name, trials=1, seconds_scale=1.0, level=None, manual=True)``."""
+    """``run_protocol(name(s), trials=1, seconds_scale=1.0, level=None, manual=True)``.
+
+    Several protocol names run their first ``trials`` trials each in one session.
+    """
     counter = iter(range(100))
 
     def run(
-        name: str,
+        name: str | list[str],
         *,
         trials: int = 1,
         seconds_scale: float = 1.0,
@@ -41,8 +44,10 @@ def run_protocol(tmp_path: Path) -> RunProtocol:
         clock: Clock = ManualClock(100.0) if manual else MonotonicClock()
         body = Body(height_m=1.70, mass_kg=70.0)
         devices = SimulatedDevices("wii-balance-board", body, clock, seed=seed)
-        loaded = load_protocol(name, with_baseline=False, seconds_scale=seconds_scale)
-        chosen = loaded.trials[:trials]
+        names = [name] if isinstance(name, str) else name
+        parts = [load_protocol(n, with_baseline=False, seconds_scale=seconds_scale) for n in names]
+        loaded = parts[0]
+        chosen = tuple(t for part in parts for t in part.trials[:trials])
         if level is not None:
             chosen = tuple(replace(t, level=level, director=False) for t in chosen)
         protocol = Protocol(loaded.name, loaded.title, loaded.description, chosen, loaded.source)

@@ -8,13 +8,15 @@ quiet-stance position (median of the first :data:`QUIET_S`), smoothed over
 (the body shifts over the stance foot, carrying the head with it).
 
 - a **repetition** is a run of the signal beyond :data:`SHIFT_FRACTION` of the
-  stance-foot offset (or :data:`HEAD_SHIFT_M` for the head) lasting at least
-  ``min_hold_s``; its side is the *raised* leg (CoP to the right: standing on
+  stance-foot offset (or :data:`HEAD_SHIFT_M` for the head), ending only when
+  it falls below :data:`LEAVE_FRACTION` of that (hysteresis), lasting at
+  least ``min_hold_s``; its side is the *raised* leg (CoP to the right: standing on
   the right foot, the left leg is up);
 - its **hold** is the time the signal stays at or beyond :data:`HOLD_LEVEL` of
   its median shift in that run (the leg is up and the load settled), s;
-- **sway during the hold**: CoP mean velocity (path length / hold time, m/s)
-  and RMS distance from the hold's mean CoP (m);
+- **sway during the hold**: CoP mean velocity (path length / time, m/s) and
+  RMS distance from the mean CoP (m), over the hold less :data:`SWAY_TRIM_S`
+  at each end;
 - **trunk lean**: the angle of the line from the hold's mean CoP to the head,
   from vertical, towards the stance side positive, deg (``atan2(head_x -
   cop_x, head_z)``; leaning over the stance foot is the usual compensation).
@@ -33,6 +35,14 @@ SMOOTH_S = 0.2
 SHIFT_FRACTION = 0.5
 HEAD_SHIFT_M = 0.04
 HOLD_LEVEL = 0.9
+#: A raise ends when the signal falls below this fraction of the entry
+#: threshold (the foot is down and the CoP back near the centre): the CoP
+#: overshooting and settling on the stance foot dips but does not end it.
+LEAVE_FRACTION = 0.5
+#: Sway is measured inside the hold, this far from either end, s (the CoP is
+#: still settling onto, or leaving, the stance foot there); shorter holds are
+#: measured whole.
+SWAY_TRIM_S = 0.5
 RATE_HZ = 100.0
 
 
@@ -107,6 +117,21 @@ def _runs(mask: NDArray) -> list[tuple[int, int]]:
     return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True))
 
 
+def _hysteresis_runs(x: NDArray, enter: float, leave: float) -> list[tuple[int, int]]:
+    """``[start, stop)`` runs that begin when ``x >= enter`` and end when ``x < leave``."""
+    runs: list[tuple[int, int]] = []
+    start: int | None = None
+    for i, value in enumerate(x):
+        if start is None and value >= enter:
+            start = i
+        elif start is not None and value < leave:
+            runs.append((start, i))
+            start = None
+    if start is not None:
+        runs.append((start, x.size))
+    return runs
+
+
 def leg_raise_measures(
     t_s: ArrayLike,
     cop_m: ArrayLike | None,
@@ -170,7 +195,7 @@ def leg_raise_measures(
     )
     raises: list[Raise] = []
     for sign in (1.0, -1.0):
-        for a, b in _runs(sign * smooth >= threshold):
+        for a, b in _hysteresis_runs(sign * smooth, threshold, LEAVE_FRACTION * threshold):
             if (b - a) / RATE_HZ < min_hold_s:
                 continue
             plateau = float(np.median(sign * smooth[a:b]))
@@ -178,14 +203,16 @@ def leg_raise_measures(
             h0, h1 = a + int(held[0]), a + int(held[-1]) + 1
             vel = rms = lean = None
             if use_cop:
-                xy = data[h0:h1, 0:2]
-                dur = (h1 - h0) / RATE_HZ
+                trim = int(SWAY_TRIM_S * RATE_HZ)
+                s0, s1 = (h0 + trim, h1 - trim) if h1 - h0 > 3 * trim else (h0, h1)
+                xy = data[s0:s1, 0:2]
+                dur = (s1 - s0) / RATE_HZ
                 if xy.shape[0] >= 2 and dur > 0:
                     vel = float(np.sum(np.hypot(*np.diff(xy, axis=0).T)) / dur)
                     rms = float(math.sqrt(np.mean(np.sum((xy - xy.mean(axis=0)) ** 2, axis=1))))
                 if has_head:
-                    hx = data[h0:h1, 2] - float(np.mean(xy[:, 0]))
-                    hz = data[h0:h1, 4]
+                    hx = data[s0:s1, 2] - float(np.mean(xy[:, 0]))
+                    hz = data[s0:s1, 4]
                     lean = float(np.degrees(np.mean(np.arctan2(sign * hx, hz))))
             raises.append(
                 Raise(

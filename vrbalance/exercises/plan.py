@@ -30,7 +30,7 @@ MAX_WALK_LENGTH_M = 6.0
 #: Time to raise or lower the leg (CoP moving onto / off the stance foot), s.
 #: Not shortened by ``--seconds-scale``: a faster shift is a different, riskier
 #: movement, not a shorter trial.
-RAISE_RAMP_S = 0.8
+RAISE_RAMP_S = 1.2
 #: Rest between repetitions, s (before ``--seconds-scale``).
 RAISE_REST_S = 3.0
 

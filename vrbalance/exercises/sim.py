@@ -45,8 +45,9 @@ SIDE_STEP_RETURN_S = 4.0
 SIM_STOP_S = 2.5
 #: Lag of the simulated person behind the tai chi coach's target, s.
 SIM_TAI_CHI_LAG_S = 0.5
-#: Fraction of the stance-foot offset the simulated leg raise moves the CoP.
-SIM_RAISE_SHIFT_M = 0.075
+#: How far the simulated leg raise moves the CoP towards the stance foot, m
+#: (the foot centre is 8.5 cm from the stance centre; the CoP stays inside it).
+SIM_RAISE_SHIFT_M = 0.06
 
 
 @dataclass(frozen=True, slots=True)

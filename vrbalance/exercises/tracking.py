@@ -6,9 +6,10 @@ the time they overlap. With ``e(t) = p(t) - r(t)`` the patient's CoP ``p``
 
 - **tracking error** ``RMS = sqrt(mean |e|²)``, m;
 - **lag**: the shift ``τ`` in ``[-max_lag_s, max_lag_s]`` that maximises the
-  summed cross-covariance ``Σ_axes Σ_t (p(t) - p̄)(r(t - τ) - r̄)``, refined by a
-  parabola through the peak and its neighbours; positive when the patient is
-  late, s;
+  cross-correlation of ``p(t)`` with ``r(t - τ)``: Pearson's coefficient over
+  the overlapping samples, both axes pooled,
+  ``Σ (p - p̄)·(r - r̄) / sqrt(Σ |p - p̄|² · Σ |r - r̄|²)``, refined by a parabola
+  through the peak and its neighbours; positive when the patient is late, s;
 - **time within tolerance**: the share of samples with ``|e| <= tolerance_m``, %;
 - **largest excursion**: ``max |p|`` (how far the patient shifted), m, and the
   target's ``max |r|`` for comparison.
@@ -79,29 +80,32 @@ def _resample(t: NDArray, xy: NDArray, grid: NDArray) -> NDArray:
 def best_lag_s(
     actual: NDArray, target: NDArray, rate_hz: float, max_lag_s: float
 ) -> tuple[float, float]:
-    """Lag (s, positive = ``actual`` late) maximising the cross-covariance, and its correlation."""
-    a = actual - actual.mean(axis=0)
-    r = target - target.mean(axis=0)
-    n = a.shape[0]
+    """Lag (s, positive = ``actual`` late) maximising the cross-correlation, and its value.
+
+    For each shift the two overlapping stretches are correlated (Pearson, both
+    axes pooled), so a longer or shorter overlap neither helps nor hurts a lag.
+    """
+    n = actual.shape[0]
     max_k = max(1, min(round(max_lag_s * rate_hz), n // 2))
-    norm = math.sqrt(float(np.sum(a * a)) * float(np.sum(r * r)))
-    if norm <= 0.0:
-        return 0.0, 0.0
-    scores = np.empty(2 * max_k + 1)
+    scores = np.full(2 * max_k + 1, -np.inf)
     for i, k in enumerate(range(-max_k, max_k + 1)):
-        if k >= 0:
-            scores[i] = np.sum(a[k:] * r[: n - k])
-        else:
-            scores[i] = np.sum(a[: n + k] * r[-k:])
+        x = actual[k:] if k >= 0 else actual[: n + k]
+        y = target[: n - k] if k >= 0 else target[-k:]
+        x = x - x.mean(axis=0)
+        y = y - y.mean(axis=0)
+        den = math.sqrt(float(np.sum(x * x)) * float(np.sum(y * y)))
+        if den > 0.0:
+            scores[i] = float(np.sum(x * y)) / den
     best = int(np.argmax(scores))
+    if not np.isfinite(scores[best]):
+        return 0.0, 0.0
     shift = 0.0
-    if 0 < best < scores.size - 1:
+    if 0 < best < scores.size - 1 and np.all(np.isfinite(scores[best - 1 : best + 2])):
         y0, y1, y2 = scores[best - 1], scores[best], scores[best + 1]
         denom = y0 - 2 * y1 + y2
         if denom < 0:
             shift = 0.5 * (y0 - y2) / denom
-    lag = (best - max_k + shift) / rate_hz
-    return float(lag), float(scores[best] / norm)
+    return float((best - max_k + shift) / rate_hz), float(scores[best])
 
 
 def tracking_measures(

@@ -61,7 +61,7 @@ COACH_DISTANCE_M = 2.6
 #: CoP shift (a 7 cm CoP shift is a ~15 cm shift of the hips).
 COACH_SHIFT_GAIN = 2.2
 #: Where the coach's sequence starts without a trial, s (tempo 1).
-NO_TRIAL_START_S = 11.0
+NO_TRIAL_START_S = 9.0
 #: Time the world takes to fade out or in for an eyes-closed segment, s.
 FADE_S = 0.5
 
