@@ -67,6 +67,7 @@ def test_simulated_baseline_session_end_to_end(
     )
     out = capsys.readouterr().out
     assert "[1] Baseline: completed" in out
+    assert "  baseline sway: CoP velocity " in out  # the scores, printed at the end
     (folder,) = (data / "sessions" / "P7").iterdir()
 
     # The recording: every stream, owner-only, complete sidecar.

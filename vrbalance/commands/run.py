@@ -301,6 +301,7 @@ def _file(
     if channel is not None:
         channel.finish({"end_reason": result.end_reason.value, "filed": True})
     print(f"session {session_id} ended: {result.end_reason.value}; {filing.message}")
+    _print_scores(folder)
     print(f"report: vrbalance report {folder}")
     if result.end_reason is not EndReason.COMPLETED:
         done = sum(1 for r in result.trials if r.end_reason is EndReason.COMPLETED)
@@ -312,6 +313,15 @@ def _file(
         )
         return 1
     return 0
+
+
+def _print_scores(folder: Any) -> None:
+    """The session's scores in a few lines (recomputed from the recording, as filed)."""
+    from vrbalance.report.scores import score_lines
+    from vrbalance.sessions.summary import measures_dict, summarize_folder
+
+    for line in score_lines(measures_dict(summarize_folder(folder))):
+        print(f"  {line}")
 
 
 def parse_start_levels(items: list[str]) -> dict[str, int]:

@@ -33,17 +33,17 @@ import logging
 import math
 import queue
 import re
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol, TextIO
+from typing import Any, Protocol
 
 from vrbalance.balance.state import BalanceState
 from vrbalance.clock import Clock
 from vrbalance.errors import ConfigError, DeviceError, VrBalanceError
 from vrbalance.events import Event
+from vrbalance.progress import ProgressBar, verdict_text
 from vrbalance.samples import HeadPose, PlateFrame
 from vrbalance.sessions.protocol import Protocol as SessionProtocol
 from vrbalance.sessions.protocol import Trial
@@ -514,34 +514,6 @@ class SessionResult:
     end_reason: EndReason
     trials: tuple[TrialResult, ...]
     db_error: str | None = None
-
-
-# --------------------------------------------------------------------------- progress
-
-
-class ProgressBar:
-    """A one-line stderr progress bar (no dependency), redrawn at most 5 times a second."""
-
-    def __init__(self, stream: TextIO | None = None, width: int = 30) -> None:
-        self.stream = stream if stream is not None else sys.stderr
-        self.width = width
-        self._last_draw_s = -math.inf
-        self.enabled = bool(getattr(self.stream, "isatty", lambda: False)())
-
-    def update(self, label: str, fraction: float, now_s: float, *, force: bool = False) -> None:
-        if not self.enabled or (not force and now_s - self._last_draw_s < 0.2):
-            return
-        self._last_draw_s = now_s
-        f = min(max(fraction, 0.0), 1.0)
-        filled = round(f * self.width)
-        bar = "#" * filled + "-" * (self.width - filled)
-        self.stream.write(f"\r  [{bar}] {100 * f:5.1f}% {label[:40]:<40}")
-        self.stream.flush()
-
-    def done(self) -> None:
-        if self.enabled:
-            self.stream.write("\r" + " " * (self.width + 56) + "\r")
-            self.stream.flush()
 
 
 # --------------------------------------------------------------------------- runner
@@ -1352,7 +1324,14 @@ class SessionRunner:
             if elapsed >= trial.duration_s - 0.5 / self.rate_hz:
                 stop(EndReason.COMPLETED)
             if self.progress is not None:
-                self.progress.update(f"{idx + 1}: {trial.name}", elapsed / trial.duration_s, t_s)
+                cause = verdict.cause.value if verdict.cause is not None else None
+                self.progress.update(
+                    f"{idx + 1}: {trial.name}",
+                    elapsed / trial.duration_s,
+                    t_s,
+                    detail=f"{elapsed:4.0f} / {trial.duration_s:.0f} s  "
+                    + verdict_text(verdict.response.label, cause),
+                )
 
         return step
 
