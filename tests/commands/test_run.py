@@ -362,7 +362,7 @@ def test_sigterm_and_sighup_close_the_session_like_ctrl_c(
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 0, err
+    assert proc.returncode == 1, err  # closed cleanly, but before its trials were done
     assert "[1] Baseline: operator_abort" in out
     folder = state_csv.parent
     meta = read_sidecar(folder)
