@@ -121,6 +121,16 @@ def test_tandem_walk_protocol_end_to_end_matches_the_walker(run_protocol: RunPro
     assert measures[(0, "min_margin_xcom_m")] is None  # no margin while walking
     assert trial.exercise_success is False and trial.exercise_reason == "1 stops"
     assert measures[(0, "exercise_success")] == 0.0
+    # The report: its own section and chart, no percentile for the walk.
+    from vrbalance.report.html import measures_from_html, session_report
+
+    text = session_report(result.folder).read_text()
+    section = text[text.index("<h2>Exercises</h2>") :]
+    assert "<h3>Heel-to-toe walk</h3>" in section and 'alt="tandem walk head path"' in section
+    assert "No published norm exists" in section
+    assert "tandem walk task (the reference is quiet stance)" in text
+    reported = {(i, n): v for i, n, v, _ in measures_from_html(text)}
+    assert reported[(0, "walk_steps")] == 24 and reported[(0, "walk_stops")] == 1
 
 
 def test_director_judges_an_exercise_by_its_own_rule() -> None:

@@ -23,6 +23,7 @@ from typing import Any
 
 from vrbalance import __version__
 from vrbalance.report import figures
+from vrbalance.report.exercises import exercise_sections
 from vrbalance.report.marks import SessionMarks, marks_of
 from vrbalance.report.reference import CITATION, DISPLAY, comparable, standing
 from vrbalance.sessions.recorder import FILE_MODE, make_private_dir
@@ -199,6 +200,7 @@ def session_report(
 
     step(0.1, "assessments")
     parts.extend(_assessments(data, by))
+    parts.extend(exercise_sections(data, by, _img, _table))  # walk, leg raises, tai chi
     step(0.3, "statokinesigram")
     parts.append("<h2>Statokinesigram</h2>")
     parts.append(_img(figures.statokinesigram(data), "statokinesigram"))
