@@ -93,6 +93,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="before each trial, show its instructions and wait for Enter",
     )
     parser.add_argument(
+        "--walk-length",
+        type=float,
+        metavar="M",
+        help="free floor the operator measured for the heel-to-toe walk's line, 3-6 m "
+        "(within the patient's envelope max_walk_length_m; default: the protocol's)",
+    )
+    parser.add_argument(
         "--no-baseline",
         action="store_true",
         help="do not prepend the baseline trial (not recommended)",
@@ -147,7 +154,10 @@ def run(args: argparse.Namespace) -> int:
     check_number(args.rate, "--rate", min_value=10.0, max_value=2000.0)
     check_number(args.fps, "--fps", min_value=1.0, max_value=120.0)
     protocol = load_protocol(
-        args.protocol, with_baseline=not args.no_baseline, seconds_scale=args.seconds_scale
+        args.protocol,
+        with_baseline=not args.no_baseline,
+        seconds_scale=args.seconds_scale,
+        walk_length_m=args.walk_length,
     )
     path = db_target(args.db)
     start_levels: dict[str, int] = {}

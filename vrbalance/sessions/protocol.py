@@ -342,7 +342,11 @@ def read_protocol(path: str | Path) -> Protocol:
 
 
 def load_protocol(
-    name_or_path: str | Path, *, with_baseline: bool = True, seconds_scale: float = 1.0
+    name_or_path: str | Path,
+    *,
+    with_baseline: bool = True,
+    seconds_scale: float = 1.0,
+    walk_length_m: float | None = None,
 ) -> Protocol:
     """Load a shipped protocol by name (or a file by path), baseline first.
 
@@ -355,6 +359,9 @@ def load_protocol(
         the same quiet-stance measurement so sessions compare over weeks).
     seconds_scale : float
         Multiply every duration by this (``0.1`` for quick CI runs); in (0, 1].
+    walk_length_m : float, optional
+        The free floor length the operator confirmed for walking trials
+        (``--walk-length``, 3-6 m): replaces every tandem walk's line length.
 
     Raises
     ------
@@ -370,6 +377,13 @@ def load_protocol(
     trials = protocol.trials
     if with_baseline and protocol.name != BASELINE:
         trials = read_protocol(_resolve(BASELINE)).trials + trials
+    if walk_length_m is not None:
+        from vrbalance.exercises.plan import check_walk_length
+
+        length = check_walk_length(walk_length_m, "--walk-length")
+        trials = tuple(
+            replace(t, walk_length_m=length) if t.task == "tandem_walk" else t for t in trials
+        )
     if seconds_scale != 1.0:
         trials = tuple(t.scaled(seconds_scale) for t in trials)
     return replace(protocol, trials=trials)
