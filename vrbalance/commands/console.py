@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--db",
-        metavar="PATH",
-        help="database file (default $VRBALANCE_DB or the data folder's)",
+        metavar="DB",
+        help="database file, or a clinic server as postgresql://USER@HOST/DB "
+        "(default $VRBALANCE_DB or the data folder's file)",
     )
     parser.set_defaults(func=run)
 
@@ -50,6 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from vrbalance.config.check import check_number
     from vrbalance.console.server import serve
+    from vrbalance.sessions.paths import db_target
 
     check_number(args.port, "--port", min_value=0, max_value=65535, integer=True)
     check_number(
@@ -58,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     serve(
         host=args.host,
         port=args.port,
-        db=Path(args.db) if args.db else None,
+        db=db_target(args.db) if args.db else None,
         seconds_scale=args.seconds_scale,
         open_browser=not args.no_browser,
         tls_cert=args.tls_cert,

@@ -60,7 +60,9 @@ class Console:
         The start page's default ``--seconds-scale`` (1 in clinic use).
     """
 
-    def __init__(self, db: Path | None, stations: Stations, seconds_scale: float = 1.0) -> None:
+    def __init__(
+        self, db: str | Path | None, stations: Stations, seconds_scale: float = 1.0
+    ) -> None:
         self.db = db
         self.stations = stations
         self.seconds_scale = float(seconds_scale)
@@ -69,10 +71,10 @@ class Console:
         self._lock = threading.Lock()
 
     def store(self) -> Any:
-        from vrbalance.sessions.paths import db_path
+        from vrbalance.sessions.paths import db_target
         from vrbalance.sessions.store import Store
 
-        return Store(db_path(self.db))
+        return Store(db_target(self.db))
 
     def key(self, kind: str, value: str) -> str:
         """An opaque URL key for ``(kind, value)`` (stable while the console runs)."""

@@ -189,7 +189,7 @@ def serve(
     *,
     host: str,
     port: int,
-    db: Path | None,
+    db: str | Path | None,
     seconds_scale: float,
     open_browser: bool,
     tls_cert: str | None = None,

@@ -70,7 +70,7 @@ class SessionRequest:
     start_levels: tuple[tuple[str, int], ...] = ()
     seconds_scale: float = 1.0
 
-    def argv(self, socket_path: Path, db: Path | None) -> list[str]:
+    def argv(self, socket_path: Path, db: str | Path | None) -> list[str]:
         """The ``vrbalance run`` command line of this request."""
         out = {
             "window": ["--desktop"],
@@ -184,7 +184,7 @@ class Stations:
         Where station folders go (a private temporary folder by default).
     """
 
-    def __init__(self, db: Path | None = None, runtime_dir: Path | None = None) -> None:
+    def __init__(self, db: str | Path | None = None, runtime_dir: Path | None = None) -> None:
         self.db = db
         if runtime_dir is None:
             self.runtime_dir = Path(tempfile.mkdtemp(prefix="vrbalance-console-"))
@@ -273,11 +273,11 @@ class Stations:
         folder = Path(hello["folder"])
         if not folder.exists():
             return "\nNo recording was started."
-        from vrbalance.sessions.paths import db_path
+        from vrbalance.sessions.paths import db_target
         from vrbalance.sessions.store import Store, StoreError, import_session
 
         try:
-            with Store(db_path(self.db)) as store:
+            with Store(db_target(self.db)) as store:
                 row = import_session(store, folder)
         except (StoreError, OSError, ValueError, KeyError) as exc:
             return f"\nThe recording is kept in its folder but could not be filed: {exc}"
