@@ -61,9 +61,16 @@ def run(args: argparse.Namespace) -> int:
                     "(rows copied; file their folders with `vrbalance patient import`)"
                 )
         return 0
-    with Store(db_target(args.db)) as store:
+    with Store(db_target(args.db), check_schema=args.action in ("sync", "grant")) as store:
         if args.action == "migrate":
-            print(f"{store.where}: schema version {store.schema_version} (current)")
+            before = store.schema_version
+            for step in store.migrate():
+                print(f"{store.where}: schema {step.version - 1} -> {step.version}: ", end="")
+                print(step.description)
+            print(
+                f"{store.where}: schema version {store.schema_version} (current"
+                + (f"; was {before})" if before != store.schema_version else ")")
+            )
         elif args.action == "info":
             n_patients = len(store.patients())
             n_sessions = len(store.sessions())

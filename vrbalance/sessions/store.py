@@ -248,6 +248,9 @@ class Store:
     migrate : bool
         Apply missing schema migrations now (default). With ``False`` an older
         schema is an error that says to run ``vrbalance db migrate``.
+    check_schema : bool
+        ``False`` opens the database whatever its schema, for
+        ``vrbalance db migrate`` and ``db info`` (which then report on it).
 
     Raises
     ------
@@ -263,6 +266,7 @@ class Store:
         *,
         timeout_s: float = 5.0,
         migrate: bool = True,
+        check_schema: bool = True,
     ) -> None:
         self.timeout_s = float(timeout_s)
         self.conn: Connection = connect(target, timeout_s=timeout_s)
@@ -270,7 +274,8 @@ class Store:
         self.path = self.conn.path
         self.dialect = self.conn.dialect
         try:
-            self._check_schema(migrate=migrate)
+            if check_schema:
+                self._check_schema(migrate=migrate)
         except BaseException:
             self.conn.close()
             raise
