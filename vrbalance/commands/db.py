@@ -72,12 +72,15 @@ def run(args: argparse.Namespace) -> int:
                 + (f"; was {before})" if before != store.schema_version else ")")
             )
         elif args.action == "info":
-            n_patients = len(store.patients())
-            n_sessions = len(store.sessions())
+            version = store.schema_version
             print(f"database  {store.where} ({store.dialect})")
-            print(f"schema    version {store.schema_version} (this vrbalance: {SCHEMA_VERSION})")
+            print(f"schema    version {version} (this vrbalance: {SCHEMA_VERSION})")
             print(f"tls       {'yes' if store.tls else 'no'}")
-            print(f"record    {n_patients} patient(s), {n_sessions} session(s)")
+            if version == SCHEMA_VERSION:
+                n_patients, n_sessions = len(store.patients()), len(store.sessions())
+                print(f"record    {n_patients} patient(s), {n_sessions} session(s)")
+            else:
+                print("record    (run `vrbalance db migrate` first)")
         elif args.action == "sync":
             results = file_pending(store)
             for r in results:

@@ -27,7 +27,7 @@ import os
 import re
 import sqlite3
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
@@ -127,9 +127,22 @@ class Connection:
         """Run one statement (``?`` placeholders); rows as dicts (empty if none)."""
         raise NotImplementedError
 
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """Run one statement whose result is not needed (may be sent without waiting)."""
+        self.query(sql, params)
+
     def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         """Run one statement for every parameter row."""
         raise NotImplementedError
+
+    def batch(self) -> Any:
+        """Context manager: statements sent back to back (PostgreSQL pipeline), checked at exit.
+
+        Inside, use :meth:`execute` and :meth:`execute_many` only: on a server
+        a round trip per statement costs more than the statement (and, on a
+        busy station, a scheduler wake-up each).
+        """
+        return nullcontext()
 
     def transaction(self) -> Any:
         """Context manager: one write transaction, committed on success."""
@@ -321,11 +334,20 @@ class PostgresConnection(Connection):
             cur = self._db.execute(self._sql(sql), tuple(params))  # type: ignore[call-overload]
             return list(cur.fetchall()) if cur.description else []
 
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        with self.guard():
+            self._db.execute(self._sql(sql), tuple(params))  # type: ignore[call-overload]
+
     def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if not rows:
             return
         with self.guard(), self._db.cursor() as cur:
             cur.executemany(self._sql(sql), rows)  # type: ignore[arg-type]
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        with self.guard(), self._db.pipeline():
+            yield
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

@@ -631,91 +631,105 @@ class Store:
         with self.conn.transaction():
             self.conn.lock_key(f"session:{sid}")
             self.patient(str(session["patient_id"]))
-            self.conn.query("DELETE FROM measures WHERE session_id = ?", (sid,))
-            self.conn.query("DELETE FROM trials WHERE session_id = ?", (sid,))
-            self.conn.query(
-                _upsert("sessions", _SESSION_COLUMNS, ("id",)),
-                [row[c] for c in _SESSION_COLUMNS],
-            )
+            with self.conn.batch():
+                self._write_session(sid, row, trials, measures, events, recording, recording_from)
+
+    def _write_session(
+        self,
+        sid: str,
+        row: Mapping[str, Any],
+        trials: Sequence[Mapping[str, Any]],
+        measures: Sequence[tuple[int, str, float | None, str]],
+        events: Sequence[Mapping[str, Any]] | None,
+        recording: Path | None,
+        recording_from: Store | None,
+    ) -> None:
+        """The statements of :meth:`add_session`, results unread (sent as one batch)."""
+        self.conn.execute("DELETE FROM measures WHERE session_id = ?", (sid,))
+        self.conn.execute("DELETE FROM trials WHERE session_id = ?", (sid,))
+        self.conn.execute(
+            _upsert("sessions", _SESSION_COLUMNS, ("id",)),
+            [row[c] for c in _SESSION_COLUMNS],
+        )
+        self.conn.execute_many(
+            _insert("trials", _TRIAL_COLUMNS),
+            [
+                (
+                    sid,
+                    int(t["trial"]),
+                    t["name"],
+                    t["kind"],
+                    t["scene"],
+                    t["stance"],
+                    t["eyes"],
+                    t["surface"],
+                    t["surround"],
+                    t["assessment"],
+                    int(t["condition"] or 0),
+                    int(t.get("director") or 0),
+                    _opt_int(t.get("level")),
+                    float(t["planned_s"]),
+                    _opt_float(t.get("start_t_s")),
+                    _opt_float(t.get("end_t_s")),
+                    t["end_reason"],
+                )
+                for t in trials
+            ],
+        )
+        self.conn.execute_many(
+            _upsert(
+                "measures",
+                ("session_id", "trial_idx", "name", "value", "unit"),
+                ("session_id", "trial_idx", "name"),
+            ),
+            [(sid, int(i), n, v, u) for i, n, v, u in measures],
+        )
+        if events is not None:
+            self.conn.execute("DELETE FROM events WHERE session_id = ?", (sid,))
             self.conn.execute_many(
-                _insert("trials", _TRIAL_COLUMNS),
+                _insert("events", _EVENT_COLUMNS),
                 [
                     (
                         sid,
-                        int(t["trial"]),
-                        t["name"],
-                        t["kind"],
-                        t["scene"],
-                        t["stance"],
-                        t["eyes"],
-                        t["surface"],
-                        t["surround"],
-                        t["assessment"],
-                        int(t["condition"] or 0),
-                        int(t.get("director") or 0),
-                        _opt_int(t.get("level")),
-                        float(t["planned_s"]),
-                        _opt_float(t.get("start_t_s")),
-                        _opt_float(t.get("end_t_s")),
-                        t["end_reason"],
+                        seq,
+                        int(e["trial"] or 0),
+                        _opt_float(e.get("t_s")),
+                        e["source"],
+                        e["kind"],
+                        e["severity"],
+                        e["message"],
+                        e.get("values_json") or "{}",
                     )
-                    for t in trials
+                    for seq, e in enumerate(events)
                 ],
             )
-            self.conn.execute_many(
-                _upsert(
-                    "measures",
-                    ("session_id", "trial_idx", "name", "value", "unit"),
-                    ("session_id", "trial_idx", "name"),
-                ),
-                [(sid, int(i), n, v, u) for i, n, v, u in measures],
-            )
-            if events is not None:
-                self.conn.query("DELETE FROM events WHERE session_id = ?", (sid,))
-                self.conn.execute_many(
-                    _insert("events", _EVENT_COLUMNS),
-                    [
-                        (
-                            sid,
-                            seq,
-                            int(e["trial"] or 0),
-                            _opt_float(e.get("t_s")),
-                            e["source"],
-                            e["kind"],
-                            e["severity"],
-                            e["message"],
-                            e.get("values_json") or "{}",
-                        )
-                        for seq, e in enumerate(events)
-                    ],
+        if recording is not None or recording_from is not None:
+            # Its chunks go with it (ON DELETE CASCADE).
+            self.conn.execute("DELETE FROM recording_files WHERE session_id = ?", (sid,))
+        if recording is not None:
+            for path in _recording_files(recording):
+                self._upload_file(sid, path)
+        elif recording_from is not None:
+            for f in recording_from.recording_files(sid):
+                self.conn.execute(
+                    "INSERT INTO recording_files (session_id, name, raw_bytes, "
+                    "stored_bytes, sha256, compression, chunks) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        sid,
+                        f["name"],
+                        f["raw_bytes"],
+                        f["stored_bytes"],
+                        f["sha256"],
+                        f["compression"],
+                        f["chunks"],
+                    ),
                 )
-            if recording is not None or recording_from is not None:
-                # Its chunks go with it (ON DELETE CASCADE).
-                self.conn.query("DELETE FROM recording_files WHERE session_id = ?", (sid,))
-            if recording is not None:
-                for path in _recording_files(recording):
-                    self._upload_file(sid, path)
-            elif recording_from is not None:
-                for f in recording_from.recording_files(sid):
-                    self.conn.query(
-                        "INSERT INTO recording_files (session_id, name, raw_bytes, "
-                        "stored_bytes, sha256, compression, chunks) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (
-                            sid,
-                            f["name"],
-                            f["raw_bytes"],
-                            f["stored_bytes"],
-                            f["sha256"],
-                            f["compression"],
-                            f["chunks"],
-                        ),
+                for i, piece in enumerate(recording_from.recording_chunks(sid, f["name"])):
+                    self.conn.execute(
+                        "INSERT INTO recording_chunks (session_id, name, chunk, data) "
+                        "VALUES (?, ?, ?, ?)",
+                        (sid, f["name"], i, piece),
                     )
-                    for i, piece in enumerate(recording_from.recording_chunks(sid, f["name"])):
-                        self.conn.query(
-                            "INSERT INTO recording_chunks (session_id, name, chunk, data) "
-                            "VALUES (?, ?, ?, ?)",
-                            (sid, f["name"], i, piece),
-                        )
 
     def _upload_file(self, session_id: str, path: Path) -> None:
         """Store one recording file gzip-compressed in chunks of :data:`CHUNK_BYTES`."""
@@ -724,7 +738,7 @@ class Store:
             data = path.read_bytes()
             packed = gzip.compress(data, COMPRESS_LEVEL, mtime=0)
             if len(packed) <= CHUNK_BYTES:
-                self.conn.query(
+                self.conn.execute(
                     "INSERT INTO recording_files (session_id, name, raw_bytes, stored_bytes, "
                     "sha256, compression, chunks) VALUES (?, ?, ?, ?, ?, 'gzip', 1)",
                     (
@@ -735,7 +749,7 @@ class Store:
                         hashlib.sha256(data).hexdigest(),
                     ),
                 )
-                self.conn.query(
+                self.conn.execute(
                     "INSERT INTO recording_chunks (session_id, name, chunk, data) "
                     "VALUES (?, ?, 0, ?)",
                     (session_id, path.name, packed),
@@ -746,7 +760,7 @@ class Store:
         raw = stored = 0
         chunk_no = 0
         pending_out = bytearray()
-        self.conn.query(
+        self.conn.execute(
             "INSERT INTO recording_files (session_id, name, raw_bytes, stored_bytes, sha256, "
             "compression, chunks) VALUES (?, ?, 0, 0, '', 'gzip', 0)",
             (session_id, path.name),
@@ -757,7 +771,7 @@ class Store:
             while len(pending_out) >= CHUNK_BYTES or (final and pending_out):
                 piece = bytes(pending_out[:CHUNK_BYTES])
                 del pending_out[:CHUNK_BYTES]
-                self.conn.query(
+                self.conn.execute(
                     "INSERT INTO recording_chunks (session_id, name, chunk, data) "
                     "VALUES (?, ?, ?, ?)",
                     (session_id, path.name, chunk_no, piece),
@@ -773,7 +787,7 @@ class Store:
                 flush(False)
         pending_out += packer.flush()
         flush(True)
-        self.conn.query(
+        self.conn.execute(
             "UPDATE recording_files SET raw_bytes = ?, stored_bytes = ?, sha256 = ?, chunks = ? "
             "WHERE session_id = ? AND name = ?",
             (raw, stored, digest.hexdigest(), chunk_no, session_id, path.name),
