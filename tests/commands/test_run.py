@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
+import re
 import sqlite3
 import stat
 from pathlib import Path
@@ -641,7 +643,7 @@ def test_run_against_a_missing_plate_fails_and_files_no_session(
     data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A session whose first trial never started is not a session: non-zero, not filed."""
-    assert main(["patient", "add", "PM"]) == 0
+    assert main(["patient", "add", "PM", "--mass-kg", "70"]) == 0  # a plate needs the mass
     port = tmp_path / "no-such-plate"
     argv = ["--patient", "PM", "--protocol", "baseline", "--port", str(port), "--no-render"]
     rc = main(["run", *argv])
@@ -653,3 +655,84 @@ def test_run_against_a_missing_plate_fails_and_files_no_session(
     (folder,) = (data / "sessions" / "PM").iterdir()  # what happened is kept
     (failure,) = [e for e in read_rows(folder / "events.csv") if e["kind"] == "device_open_failed"]
     assert str(port) in failure["message"]
+
+
+# -- the plate's load against the patient's weight ---------------------------------------
+
+
+@pytest.fixture
+def quick_gate(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A start gate that gives up after 1.5 s (5 s in a clinic: the patient steps on)."""
+    from vrbalance.sessions import runner
+
+    monkeypatch.setattr(runner, "CONNECT_TIMEOUT_S", 1.5)
+
+
+def _not_started(folder: Path) -> dict[str, Any]:
+    """The recording's plate-load refusal (the trial never started: no state rows)."""
+    events = read_rows(folder / "events.csv")
+    (refusal,) = [e for e in events if e["kind"] == "plate_load_implausible"]
+    assert not [e for e in events if e["kind"] == "inputs_streaming"]
+    assert read_rows(folder / "state.csv") == []
+    return refusal
+
+
+def test_a_calibration_1000x_too_small_stops_a_port_session_before_its_first_trial(
+    data: Path, quick_gate: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``run --port`` reading a real pty stream through a wrong calibration: not started."""
+    from vrbalance.devices.calibration import load_calibration, write_calibration
+    from vrbalance.devices.pty_server import SimulatedPlateServer
+    from vrbalance.devices.simulator import PersonParams
+
+    assert main(["patient", "add", "P1", "--mass-kg", "70", "--height-cm", "172"]) == 0
+    shipped = load_calibration("wii-balance-board")
+    wrong = dataclasses.replace(shipped, gains=tuple(g / 1000 for g in shipped.gains))
+    write_calibration(wrong, data / "calibrations" / "wii-balance-board.toml")
+    argv = ["run", "--patient", "P1", "--protocol", "baseline", "--no-render"]
+    # The plate streams a 70 kg person in counts of the shipped (true) calibration.
+    with SimulatedPlateServer(seed=1, person=PersonParams(mass_kg=70.0)) as server:
+        assert main([*argv, "--port", server.port_path]) == 1
+    captured = capsys.readouterr()
+    assert re.search(
+        r"\[1\] Baseline: trial not started: the plate reads 0\.6\d\d N \(0\.07 kg\) but "
+        r"patient P1 weighs 686 N \(70 kg\); more than 15% apart, the plate cannot be "
+        r"trusted to see a fall: check the plate's calibration \(`vrbalance calibrate plate`\)",
+        captured.out,
+    ), captured.out
+    assert "no trial started" in captured.err
+    (folder,) = (data / "sessions" / "P1").iterdir()
+    refusal = _not_started(folder)
+    assert refusal["severity"] == "alarm"
+    values = json.loads(refusal["values_json"])
+    assert values["plate_load_n"] == pytest.approx(0.686, rel=0.05)
+    assert values["expected_load_n"] == pytest.approx(686.47, rel=1e-3)
+
+
+def test_a_patient_half_off_the_plate_does_not_start_a_trial(
+    data: Path, quick_gate: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["patient", "add", "P2", "--mass-kg", "80"]) == 0
+    argv = ["run", "--patient", "P2", "--protocol", "baseline", "--simulate", "--no-render"]
+    assert main([*argv, "--sim-script", "stepoff@0s:load=0.5"]) == 1
+    out = capsys.readouterr().out
+    assert "[1] Baseline: trial not started: the plate reads 39" in out
+    assert "but patient P2 weighs 785 N (80 kg)" in out
+    assert "stands with both feet fully on the plate" in out
+    (folder,) = (data / "sessions" / "P2").iterdir()
+    assert 0.45 < json.loads(_not_started(folder)["values_json"])["plate_load_n"] / 784.5 < 0.55
+
+
+def test_a_port_session_needs_the_patients_body_mass(
+    data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["patient", "add", "P3"]) == 0
+    argv = ["run", "--patient", "P3", "--protocol", "baseline", "--no-render"]
+    assert main([*argv, "--port", "/dev/null-plate"]) == 2
+    err = capsys.readouterr().err
+    assert "patient P3 has no body mass on record" in err
+    assert "record it with `vrbalance patient set-body P3 --mass-kg KG`" in err
+    assert not (data / "sessions").exists()
+    assert main(["patient", "set-body", "P3", "--mass-kg", "61.5"]) == 0
+    with Store(data / "vrbalance.sqlite3") as store:
+        assert store.patient("P3").mass_kg == 61.5

@@ -182,7 +182,7 @@ def test_a_failure_closes_the_recording_as_failed_and_propagates(
     folder = tmp_path / "P" / "s"
     runner = SessionRunner(
         Protocol("p", "p", "", (quiet("a", 0.5),)),
-        Patient("P"),
+        Patient("P", mass_kg=71.0),  # the plate's 700 N: the load check lets it start
         folder=folder,
         session_id="s",
         devices=WrongPlate(),

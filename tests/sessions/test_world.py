@@ -87,3 +87,76 @@ def test_overlay_keys_become_operator_commands(world: SessionWorld) -> None:
     assert controls.due(0, 0.0) == [Command.PAUSE, Command.RESUME, Command.EMERGENCY_STOP]
     world.begin_trial(load_protocol("baseline").trials[0], 1)  # next trial: world runs again
     assert not world.app.emergency_stopped and not world.app.paused
+
+
+class _KeyPressingWorld(SessionWorld):
+    """The session's real offscreen world, with an operator pressing keys mid-trial."""
+
+    def __init__(self, presses: dict[int, list[str]]) -> None:
+        super().__init__(offscreen=True)
+        self.presses = presses
+        self.trial = -1
+        self.pending: list[str] = []
+        self.seen: list[tuple[int, str, int]] = []  # (trial, scene, level) per frame
+
+    def begin_trial(self, trial: Any, level: int) -> None:
+        super().begin_trial(trial, level)
+        self.trial += 1
+        self.pending = list(self.presses.get(self.trial, []))
+
+    def frame(self, state: BalanceState | None, calm: bool, surround_pitch_rad: float) -> None:
+        if state is not None and self.pending:  # the trial has started
+            for key in self.pending:
+                self.app.press(key)
+            self.pending = []
+        super().frame(state, calm, surround_pitch_rad)
+        self.seen.append((self.trial, self.app.scene_def.name, self.app.level))
+
+
+@pytest.mark.slow
+def test_window_level_keys_go_through_the_director_inside_the_envelope(
+    tmp_path: Path, quiet: Callable[..., Any]
+) -> None:
+    """``+`` in a session: the director's decision (clamped to the envelope, recorded with
+    the operator as the reason), or nothing in a fixed-level trial; scene keys do nothing."""
+    from vrbalance.clock import MonotonicClock
+    from vrbalance.sessions.protocol import Protocol
+    from vrbalance.sessions.recorder import read_rows
+    from vrbalance.sessions.runner import SessionRunner, SimulatedDevices
+    from vrbalance.sessions.store import Patient
+
+    patient = Patient("K1", height_m=1.7, mass_kg=70.0, envelope={"levels": {"park": 2}})
+    clock = MonotonicClock()
+    world = _KeyPressingWorld({0: ["+", "3"], 1: ["+", "+", "+", "2"]})
+    trials = (quiet("fixed", 0.6), quiet("adaptive", 1.0, director=True, level=None))
+    runner = SessionRunner(
+        Protocol("keys", "keys", "", trials),
+        patient,
+        folder=tmp_path / "s",
+        session_id="s",
+        devices=SimulatedDevices("wii-balance-board", world_body(patient), clock, seed=3),
+        clock=clock,
+        world=world,
+        render_fps=30.0,
+        seconds_scale=0.02,
+    )
+    runner.run()
+    events = read_rows(tmp_path / "s" / "events.csv")
+    kinds = [(int(e["trial"]), e["source"], e["kind"]) for e in events]
+    # The fixed-level trial: the key is recorded and refused; the world stays at level 1.
+    assert (0, "operator", "level_up") in kinds and (0, "operator", "command_refused") in kinds
+    assert {(scene, level) for trial, scene, level in world.seen if trial == 0} == {("park", 1)}
+    # The director's trial: up to the envelope's park <= 2, never past it.
+    assert kinds.count((1, "operator", "level_up")) == 3
+    assert (1, "director", "level_change") in kinds and (1, "director", "level_clamped") in kinds
+    levels = [level for trial, scene, level in world.seen if trial == 1]
+    assert levels[0] == 1 and levels[-1] == 2 and max(levels) == 2
+    assert {scene for _, scene, _ in world.seen} == {"park"}  # the scene keys did nothing
+    states = read_rows(tmp_path / "s" / "state.csv")
+    assert {int(r["level"]) for r in states if r["trial"] == "1"} == {1, 2}
+
+
+def world_body(patient: Any) -> Any:
+    from vrbalance.balance.geometry import Body
+
+    return Body(height_m=patient.height_m, mass_kg=patient.mass_kg)

@@ -234,3 +234,41 @@ def test_xr_output_is_an_onscreen_gl_window_without_vsync(tmp_path: Path) -> Non
     kind, pipe, vsync = result.stdout.split()[-3:]
     expected_pipe = "glxGraphicsPipe" if sys.platform.startswith("linux") else pipe
     assert (kind, pipe, vsync) == ("GraphicsWindow", expected_pipe, "0")
+
+
+def test_level_keys_stay_inside_the_cap_and_request_only_in_a_session(app: WorldApp) -> None:
+    """The demo's free keys never pass its envelope; a session's keys only ask."""
+    from vrbalance.director.envelope import SafetyEnvelope, level_cap
+
+    events: list[Event] = []
+    app.add_listener(events.append)
+    envelope = SafetyEnvelope(max_levels={"park": 2, "stairs": 0, "crowd": 10})
+    app.level_cap = level_cap(envelope)
+    try:
+        for _ in range(4):
+            app.press("+")
+        app.press("2")  # stairs: forbidden by this envelope
+        app.step_frames(1)
+        assert (app.scene_def.name, app.level) == ("park", 2)
+        assert app.status["world"] == "scene stairs unavailable"
+        app.level_keys = "request"
+        app.press("-")
+        app.press("3")
+        app.step_frames(1)
+        assert (app.scene_def.name, app.level) == ("park", 2)  # a session's keys change nothing
+        assert app.status["world"] == "scene keys are off in a session (the protocol sets it)"
+    finally:
+        app.level_cap = None
+        app.level_keys = "apply"
+    assert [(e.kind, e.values.get("action")) for e in events] == [
+        ("level_change", None),
+        ("level_request", "level_down"),
+    ]
+
+
+def test_a_first_level_beyond_the_cap_is_refused() -> None:
+    from vrbalance.director.envelope import SafetyEnvelope, level_cap
+    from vrbalance.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"level 9 of park is beyond the envelope \(the highest"):
+        WorldApp(level=9, level_cap=level_cap(SafetyEnvelope()))  # park 9 rolls 3.5 deg > 3

@@ -505,6 +505,7 @@ def _recording_sink(recorder: Any) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    from vrbalance.director.envelope import SafetyEnvelope, level_cap
     from vrbalance.world.app import WorldApp
 
     size = parse_size(args.size)
@@ -541,6 +542,8 @@ def run(args: argparse.Namespace) -> int:
         clock=clock,
         head_source=head,
         title="vrbalance demo",
+        # Free level keys, but never beyond the envelope the demo's monitor uses.
+        level_cap=level_cap(SafetyEnvelope()),
     )
     # The window first: without a display nothing else is started.
     with app:

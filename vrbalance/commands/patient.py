@@ -30,6 +30,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add.add_argument("--mass-kg", type=float, help="body mass in kg")
     add.add_argument("--foot-length-cm", type=float, help="foot length in cm")
     add.add_argument("--notes", default="")
+    body = sub.add_parser(
+        "set-body",
+        help="record a patient's body size (height, mass, foot length)",
+        description=(
+            "Change a patient's recorded body size; flags not given keep their value. "
+            "The mass is what the plate must read before each trial."
+        ),
+    )
+    body.add_argument("id")
+    body.add_argument("--height-cm", type=float, help="stature in cm")
+    body.add_argument("--mass-kg", type=float, help="body mass in kg")
+    body.add_argument("--foot-length-cm", type=float, help="foot length in cm")
     sub.add_parser("list", help="list patients")
     show = sub.add_parser("show", help="show a patient and their sessions")
     show.add_argument("id")
@@ -68,20 +80,20 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from vrbalance.config.check import check_number
+    from vrbalance.errors import ConfigError
     from vrbalance.sessions.paths import db_target
     from vrbalance.sessions.runner import check_patient_id
     from vrbalance.sessions.store import Patient, Store, import_session
 
     with Store(db_target(args.db)) as store:
+
+        def opt(value: float | None, name: str, lo: float, hi: float, scale: float) -> float | None:
+            if value is None:
+                return None
+            return check_number(value, name, min_value=lo, max_value=hi) * scale
+
         if args.action == "add":
             check_patient_id(args.id)
-
-            def opt(
-                value: float | None, name: str, lo: float, hi: float, scale: float
-            ) -> float | None:
-                if value is None:
-                    return None
-                return check_number(value, name, min_value=lo, max_value=hi) * scale
 
             patient = store.add_patient(
                 Patient(
@@ -106,6 +118,26 @@ def run(args: argparse.Namespace) -> int:
                 )
             )
             print(f"added patient {patient.id} to {store.where}")
+        elif args.action == "set-body":
+            from dataclasses import replace
+
+            current = store.patient(args.id)
+            changes = {
+                name: value
+                for name, value in (
+                    ("height_m", opt(args.height_cm, "--height-cm", 50, 260, 0.01)),
+                    ("mass_kg", opt(args.mass_kg, "--mass-kg", 1, 500, 1.0)),
+                    ("foot_length_m", opt(args.foot_length_cm, "--foot-length-cm", 5, 50, 0.01)),
+                )
+                if value is not None
+            }
+            if not changes:
+                raise ConfigError("set-body: give --height-cm, --mass-kg or --foot-length-cm")
+            patient = store.update_patient(replace(current, **changes))
+            print(
+                f"body of {patient.id}: height {patient.height_m} m, mass {patient.mass_kg} kg, "
+                f"foot length {patient.foot_length_m} m"
+            )
         elif args.action == "list":
             for p in store.patients():
                 n = len(store.sessions(p.id))

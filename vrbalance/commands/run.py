@@ -142,6 +142,7 @@ def run(args: argparse.Namespace) -> int:
         SimulatedDevices,
         check_patient_id,
         check_protocol,
+        missing_mass_message,
         new_session_folder,
         patient_envelope,
     )
@@ -202,6 +203,8 @@ def run(args: argparse.Namespace) -> int:
             args.plate, body, clock, seed=args.seed, extra_script=args.sim_script
         )
     elif args.port:
+        if patient.mass_kg is None:  # the plate's load check needs it (plate_check.py)
+            raise ConfigError(missing_mass_message(args.patient))
         devices = SerialDevices(args.plate, args.port, clock)
     else:
         raise ConfigError("vrbalance run: give --port PORT for a real plate, or --simulate")

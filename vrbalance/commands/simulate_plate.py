@@ -22,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
         epilog=(
             "script events: lean@T[:x=M][:y=M][:ramp=S][:hold=S], fall@T[:x=..][:y=..], "
-            "stepoff@T, stepon@T, unplug@T, replug@T, stall@T[:duration=S]; "
+            "stepoff@T[:load=F], stepon@T, unplug@T, replug@T, stall@T[:duration=S]; "
             "e.g. --script lean@10s:y=0.06,fall@25s. Calibration mode: --load-script "
             "empty@0s,centre@3s,front-left@6s,... with --mass-kg puts a known mass there."
         ),

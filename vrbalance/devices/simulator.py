@@ -20,7 +20,8 @@ Scripted events (:class:`ScriptEvent`, parsed from ``"lean@10s,fall@25s"``)
 change the reference: a **lean** moves the CoM (and so the CoP) to a target
 offset and back; a **fall** saturates the ankle torque towards one edge while
 the CoM runs away, then the person steps off; **stepoff**/**stepon** ramp the
-load to nothing and back; **unplug**/**replug**/**stall** are carried out by
+load to nothing (or, with ``load=F``, to that share of the body weight: a
+person half off the plate) and back; **unplug**/**replug**/**stall** are carried out by
 the pseudo-terminal server (:mod:`vrbalance.devices.pty_server`).
 
 For calibration, :class:`StaticLoad` steps put a known mass at named places on
@@ -252,7 +253,9 @@ class StandingPerson:
             self._fall_t0 = self.t_s
             self._fall_cop0 = None  # taken from the last quiet-stance CoP on the next step
         elif event.kind == "stepoff":
-            self._load_target = 0.0
+            # load=F leaves that share of the weight on the plate (0.5: half off it,
+            # the other foot on the floor); default all of it off.
+            self._load_target = min(max(event.get("load", 0.0), 0.0), 1.0)
         elif event.kind == "stepon":
             # Back on the plate standing upright: forget the fall everywhere it is
             # remembered (delayed feedback, muscle filters, pending lean), or the

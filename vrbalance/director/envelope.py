@@ -27,7 +27,7 @@ import dataclasses
 import logging
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,7 @@ __all__ = [
     "check_trial_plan",
     "default_envelope",
     "envelope_from_args",
+    "level_cap",
     "level_refusal",
     "level_violations",
 ]
@@ -836,6 +837,26 @@ def level_refusal(
         + "; ".join(reasons)
         + f" ({allowed})"
     )
+
+
+def level_cap(envelope: SafetyEnvelope) -> Callable[[str], int]:
+    """``cap(scene) -> int``: the highest level of a shipped scene ``envelope`` allows.
+
+    For the demo's free level keys (:class:`~vrbalance.world.app.WorldApp`'s
+    ``level_cap``): :func:`allowed_levels` over the scene's ladder, read once
+    per scene.
+    """
+    from vrbalance.config.scenes import load_scene
+
+    tops: dict[str, int] = {}
+
+    def cap(scene: str) -> int:
+        if scene not in tops:
+            ladder = [lv.values for lv in load_scene(scene).levels]
+            tops[scene] = allowed_levels(ladder, envelope, scene)
+        return tops[scene]
+
+    return cap
 
 
 def check_trial_plan(

@@ -45,6 +45,7 @@ from vrbalance.errors import ConfigError, DeviceError, VrBalanceError
 from vrbalance.events import Event
 from vrbalance.progress import ProgressBar, verdict_text
 from vrbalance.samples import HeadPose, PlateFrame
+from vrbalance.sessions.plate_check import LOAD_TOLERANCE, LoadCheck, check_load
 from vrbalance.sessions.protocol import Protocol as SessionProtocol
 from vrbalance.sessions.protocol import Trial
 from vrbalance.sessions.recorder import SessionRecorder, software_info
@@ -247,13 +248,23 @@ class _GateCarryOver:
     def __init__(self, plate: PlateSource) -> None:
         self._plate = plate
         self._held: list[Any] = []
+        #: Vertical loads (N) of the frames drained since :meth:`restart_window`,
+        #: for the plate's plausibility check (:mod:`vrbalance.sessions.plate_check`).
+        self.loads_n: list[float] = []
 
     def hold_newest(self) -> bool:
         """Drain the plate during the start gate, keeping only its newest frame."""
+        from vrbalance.sessions.plate_check import vertical_load_n
+
         frames = self._plate.drain()
         if frames:
             self._held = frames[-1:]
+            self.loads_n.extend(vertical_load_n(f) for f in frames)
         return bool(frames)
+
+    def restart_window(self) -> None:
+        """Forget the loads seen so far (the gate's hold window starts again)."""
+        self.loads_n.clear()
 
     def drain(self) -> list[Any]:
         held, self._held = self._held, []
@@ -318,6 +329,9 @@ class SimulatedDevices:
         self.plate = load_plate(plate_id)
         # The driver's calibration, read and validated now: before any folder exists.
         self.calibration = find_calibration(self.plate.id)
+        #: The simulated person's mass, kg: the patient's, else a 70 kg stand-in; the
+        #: plate's plausibility check expects this weight.
+        self.simulated_mass_kg = float(body.mass_kg or 70.0)
         self._body = body
         self._clock = clock
         self._seed = seed
@@ -343,7 +357,7 @@ class SimulatedDevices:
         # Foam and no vision: more motor noise, about 1.5-2x the BDS firm/open sway.
         harder = trial.surface == "foam" or trial.eyes == "closed"
         person = PersonParams(
-            mass_kg=float(self._body.mass_kg or 70.0),
+            mass_kg=self.simulated_mass_kg,
             height_m=float(self._body.height_m),
             stance_cop_m=(ankle[0], ankle[1] + SIM_COP_AHEAD_OF_ANKLE_M),
             **({"noise_torque_nm": (0.8, 1.2)} if harder else {}),
@@ -550,6 +564,7 @@ class _TrialRun:
     headset_lost: bool = False
     recenter: bool = False
     exercise: Any = None  # vrbalance.exercises.live.ExerciseTracker for exercise trials
+    load_check: Any = None
 
 
 _CONSOLE_COMMANDS = frozenset(
@@ -610,6 +625,9 @@ class SessionRunner:
     live : LiveSink, optional
         Gets every tick's :class:`LiveTick` and every recorded event (the
         clinician console's channel, ``docs/console.md``); it must not block.
+    connect_timeout_s : float, optional
+        How long a trial's start gate waits for streaming inputs and a plate
+        that carries the patient's weight; default :data:`CONNECT_TIMEOUT_S`.
     """
 
     def __init__(
@@ -633,6 +651,7 @@ class SessionRunner:
         seconds_scale: float = 1.0,
         before_trial: Callable[[int, Trial], None] | None = None,
         live: LiveSink | None = None,
+        connect_timeout_s: float | None = None,
     ) -> None:
         from vrbalance.balance.geometry import Body
         from vrbalance.config.plates import DEFAULT_FOOT_TEMPLATE, load_foot_template
@@ -666,6 +685,14 @@ class SessionRunner:
         self.seconds_scale = float(seconds_scale)
         self.before_trial = before_trial
         self.live = live
+        self.connect_timeout_s = connect_timeout_s
+        #: The weight the plate must carry before a trial starts, as a mass (kg): the
+        #: patient's, or for the simulated patient the simulated person's.
+        self.expected_mass_kg: float | None = (
+            float(patient.mass_kg)
+            if patient.mass_kg is not None
+            else getattr(devices, "simulated_mass_kg", None)
+        )
         self._monitor: Any = None
         self.director: Any = None
         self._director_scenes: set[str] = set()
@@ -688,6 +715,14 @@ class SessionRunner:
             return
         self.director = Director(ladders_from_scenes([load_scene(n) for n in names]), self.envelope)
         self._director_scenes = set(names)
+
+    def _check_load(self, carry: _GateCarryOver | None) -> LoadCheck | None:
+        """The plate's load against the patient's weight (``None`` without a plate)."""
+        if carry is None:
+            return None
+        if self.expected_mass_kg is None:  # run() refuses this before the first trial
+            raise ConfigError(missing_mass_message(self.patient.id))
+        return check_load(carry.loads_n, self.expected_mass_kg, who=f"patient {self.patient.id}")
 
     def _sidecar(self, origin_s: float) -> dict[str, Any]:
         b = self.body
@@ -733,6 +768,8 @@ class SessionRunner:
         from vrbalance.director.monitor import SafetyMonitor
 
         check_protocol(self.protocol, self.envelope, self.seconds_scale)
+        if getattr(self.devices, "plate", None) is not None and self.expected_mass_kg is None:
+            raise ConfigError(missing_mass_message(self.patient.id))
         origin_s = self.clock.now_s()
         self.session_t0_s = origin_s
         monitor = SafetyMonitor(self.envelope)
@@ -1152,11 +1189,27 @@ class SessionRunner:
             head_ok = head is None or (
                 pose is not None and pose.tracked and all(map(math.isfinite, pose.position_m))
             )
-            if ready and plate_ok and head_ok:
+            inputs_ok = ready and plate_ok and head_ok
+            if inputs_ok:
                 if run.fresh_since_s is None:
                     run.fresh_since_s = t_s
-                if t_s - run.fresh_since_s >= STREAMING_HOLD_S:
+                    if carry is not None:
+                        carry.restart_window()
+                if t_s - run.fresh_since_s < STREAMING_HOLD_S:
+                    return
+                # The plate must carry the patient's weight before the trial starts:
+                # a wrong calibration or a patient half off the plate would blind
+                # every plate trigger of the monitor (vrbalance.sessions.plate_check).
+                load = self._check_load(carry)
+                run.load_check = load
+                if load is None or load.ok:
                     run.streaming = True
+                    values: dict[str, object] = {
+                        "wait_s": t_s - t_connect,
+                        "last_connecting_tick": tick,
+                    }
+                    if load is not None:
+                        values.update(plate_load_n=load.measured_n, expected_load_n=load.expected_n)
                     recorder.event(
                         idx,
                         Event(
@@ -1164,12 +1217,39 @@ class SessionRunner:
                             "session",
                             "inputs_streaming",
                             f"inputs streaming after {t_s - t_connect:.2f} s: trial starts",
-                            values={"wait_s": t_s - t_connect, "last_connecting_tick": tick},
+                            values=values,
                         ),
                     )
-                return
-            run.fresh_since_s = None
-            if t_s - t_connect > CONNECT_TIMEOUT_S:
+                    return
+                run.fresh_since_s = None  # implausible load: look again over a new window
+            else:
+                run.fresh_since_s = None
+            timeout_s = self.connect_timeout_s
+            if timeout_s is None:
+                timeout_s = CONNECT_TIMEOUT_S
+            load = run.load_check
+            if t_s - t_connect > timeout_s and inputs_ok and load is not None:
+                message = f"trial not started: {load.message}"
+                log.warning("trial %d not started: %s", idx, load.message)
+                recorder.event(
+                    idx,
+                    Event(
+                        t_s,
+                        "device",
+                        "plate_load_implausible",
+                        message,
+                        "alarm",
+                        values={
+                            "plate_load_n": load.measured_n,
+                            "expected_load_n": load.expected_n,
+                            "tolerance": LOAD_TOLERANCE,
+                            "frames": load.n_frames,
+                        },
+                    ),
+                )
+                self.echo(f"[{idx + 1}] {trial.name}: {message}")
+                stop(EndReason.DEVICE_LOST)
+            elif t_s - t_connect > timeout_s:
                 missing = [
                     name
                     for name, ok in (
@@ -1179,7 +1259,7 @@ class SessionRunner:
                     )
                     if not ok
                 ]
-                message = f"no {', '.join(missing)} within {CONNECT_TIMEOUT_S:g} s"
+                message = f"no {', '.join(missing)} within {timeout_s:g} s"
                 if not head_ok and run.untracked_head:
                     message += f" ({UNTRACKED_HEAD_HINT})"
                 log.warning("trial %d not started: %s", idx, message)
@@ -1498,6 +1578,17 @@ class SessionRunner:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def missing_mass_message(patient_id: str) -> str:
+    """Why a plate session cannot start for a patient without a recorded body mass."""
+    return (
+        f"patient {patient_id} has no body mass on record: before each trial the plate's "
+        "load is checked against the patient's weight (a wrong calibration or a patient "
+        "half off the plate would hide a fall), and a plate session does not start "
+        f"without that check; record it with `vrbalance patient set-body {patient_id} "
+        "--mass-kg KG`"
+    )
 
 
 def _interrupt_event(t_s: float, exc: BaseException) -> Event:

@@ -113,6 +113,9 @@ class SessionWorld:
             head_source=camera_head,
             state_source=self._state,
             clock=clock,
+            # The level keys go through the session's director (connect()); the
+            # window never changes scene or level on its own during a session.
+            level_keys="request",
         ).open()
         if xr:
             from vrbalance.xr.output import XrOutput
@@ -183,7 +186,11 @@ class SessionWorld:
 
         Space (pause/resume) and Esc (emergency stop) in the world window become
         commands (:class:`~vrbalance.sessions.runner.Command`) for the balance loop; the
-        runner records them as operator events.
+        runner records them as operator events. ``+``/``-`` become ``LEVEL_UP`` and
+        ``LEVEL_DOWN``, which the runner hands to its director (inside the patient's
+        envelope, recorded with the operator as the reason) or, in a trial whose
+        level the protocol fixes, refuses with a recorded warning. The scene keys
+        do nothing in a session.
         """
         from vrbalance.sessions.runner import Command
 
@@ -195,6 +202,11 @@ class SessionWorld:
         }
 
         def forward(event: Any) -> None:
+            if event.kind == "level_request":
+                controls.send(
+                    Command.LEVEL_UP if event.values["action"] == "level_up" else Command.LEVEL_DOWN
+                )
+                return
             command = mapping.get(event.kind)
             if command is not None:
                 controls.send(command)

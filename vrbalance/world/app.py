@@ -202,11 +202,23 @@ class WorldApp:
         Session clock for head-pose look-ups and event times.
     title : str
         Window title.
+    level_keys : {"apply", "request"}
+        What the level and scene keys (``+``/``-``, ``1``/``2``/``3``) do.
+        ``"apply"`` (the demo): change the world here, never above
+        ``level_cap``. ``"request"`` (a session): change nothing; a level key
+        only emits a ``level_request`` event (``values["action"]`` is
+        ``level_up`` or ``level_down``) for the session to route through its
+        director, inside the patient's envelope; scene keys do nothing (the
+        protocol sets each trial's scene).
+    level_cap : callable, optional
+        ``level_cap(scene) -> int``: the highest level the keys may reach in
+        a scene (0: the keys cannot switch to it); default the ladder's top.
+        The demo passes its envelope's (:func:`~vrbalance.director.envelope.level_cap`).
 
     Raises
     ------
     ConfigError
-        Unknown output or scene, level out of range.
+        Unknown output or scene, level out of range, unknown ``level_keys``.
     DisplayUnavailableError
         ``output="window"`` without a display.
     """
@@ -223,9 +235,15 @@ class WorldApp:
         overlay: bool = True,
         clock: Clock | None = None,
         title: str = "vrbalance",
+        level_keys: Literal["apply", "request"] = "apply",
+        level_cap: Callable[[str], int] | None = None,
     ) -> None:
         if output not in OUTPUTS:
             raise ConfigError(f"output: expected one of {', '.join(OUTPUTS)}, got {output!r}")
+        if level_keys not in ("apply", "request"):
+            raise ConfigError(f"level_keys: expected 'apply' or 'request', got {level_keys!r}")
+        self.level_keys = level_keys
+        self.level_cap = level_cap
         w, h = size_px
         if not (isinstance(w, int) and isinstance(h, int) and 16 <= w <= 8192 and 16 <= h <= 8192):
             raise ConfigError(f"size: expected two integers in [16, 8192], got {size_px!r}")
@@ -241,6 +259,11 @@ class WorldApp:
         self.state = AppState.CREATED
         self.scene_def: SceneDef = load_scene(scene)
         self.level = self.scene_def.level(level).number
+        if level_cap is not None and self.level > level_cap(self.scene_def.name):
+            raise ConfigError(
+                f"level {self.level} of {self.scene_def.name} is beyond the envelope "
+                f"(the highest it allows is {level_cap(self.scene_def.name)})"
+            )
         self.paused = False
         self.emergency_stopped = False
         self.calmed = False
@@ -567,9 +590,17 @@ class WorldApp:
                 self.emergency_stopped = True
                 self._calm_now()
                 self._emit("emergency_stop", "emergency stop (Esc) by operator", "alarm")
+            elif action in ("level_up", "level_down") and self.level_keys == "request":
+                # A session: its director decides, inside the patient's envelope.
+                self._emit("level_request", f"operator key: {action}", action=action)
+            elif action.startswith("scene:") and self.level_keys == "request":
+                self.status["world"] = "scene keys are off in a session (the protocol sets it)"
             elif action in ("level_up", "level_down"):
                 new = self.level + (1 if action == "level_up" else -1)
-                if 1 <= new <= self.scene_def.n_levels:
+                top = self._key_top(self.scene_def.name)
+                if new > top and action == "level_up":
+                    self.status["world"] = f"level {new} is beyond the envelope (top {top})"
+                elif 1 <= new <= top:
                     old = self.level
                     self._apply_level(new)
                     self._emit(
@@ -582,12 +613,22 @@ class WorldApp:
                 name = action.partition(":")[2]
                 if name != self.scene_def.name:
                     try:
+                        if self._key_top(name) < 1:
+                            raise ConfigError(f"scene {name} is not allowed by the envelope")
                         self._switch_scene(name, 1)
                     except ConfigError as exc:
                         log.warning("cannot switch to scene %s: %s", name, exc)
                         self.status["world"] = f"scene {name} unavailable"
                         continue
                     self._emit("scene_change", f"operator: scene {name}", scene=name)
+
+    def _key_top(self, scene: str) -> int:
+        """The highest level the keys may reach in ``scene`` (ladder top, envelope cap)."""
+        scene_def = self.scene_def if scene == self.scene_def.name else load_scene(scene)
+        top = scene_def.n_levels
+        if self.level_cap is not None:
+            top = min(top, int(self.level_cap(scene)))
+        return top
 
     def _handle_requests(self) -> None:
         with self._lock:
