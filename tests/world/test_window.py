@@ -78,10 +78,15 @@ def test_window_output_renders_on_a_display(xvfb: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_demo_runs_in_a_window_with_the_simulated_plate(xvfb: str) -> None:
-    """README's first command, on a display: window, plate, loop, overlay; ends after --seconds."""
+def test_demo_runs_in_a_window_with_the_simulated_plate(xvfb: str, tmp_path: Path) -> None:
+    """README's first command, on a display: window, plate, loop, overlay; ends after --seconds.
+
+    With ``--out`` the window's demo saves screenshots and its recording there too.
+    """
+    out = tmp_path / "out"
+    argv = ["demo", "--seconds", "2", "--size", "320x180", "--out", str(out)]
     result = subprocess.run(
-        [sys.executable, "-m", "vrbalance", "demo", "--seconds", "2", "--size", "320x180"],
+        [sys.executable, "-m", "vrbalance", *argv],
         env={**os.environ, "DISPLAY": xvfb},
         capture_output=True,
         text=True,
@@ -91,3 +96,6 @@ def test_demo_runs_in_a_window_with_the_simulated_plate(xvfb: str) -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     frames = int(result.stdout.split("vrbalance demo: ")[-1].split()[0])
     assert frames > 5
+    assert list(out.glob("demo_00_park_L*.png")), result.stdout
+    assert (out / "recording" / "session.json").is_file()
+    assert f"screenshots in {out}" in result.stdout

@@ -134,7 +134,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--out", type=Path, help="folder for screenshots and the recording")
     parser.add_argument(
-        "--shot-every", type=float, default=5.0, help="offscreen screenshot interval, s"
+        "--shot-every", type=float, default=5.0, help="screenshot interval with --out, s"
     )
     parser.add_argument("--size", default="1280x720", help="window/buffer size WxH")
     parser.add_argument("--no-plate", action="store_true", help="head only (no simulated plate)")
@@ -336,8 +336,15 @@ class DemoPipeline:
         else:
             lines["plate"] = "none (head only)"
         if self.inputs != "streaming":
-            waiting = ", ".join(self.missing_inputs()) or "-"
-            lines["inputs"] = f"{self.inputs} (waiting for {waiting})"
+            missing = self.missing_inputs()
+            lines["inputs"] = (
+                f"{self.inputs} (waiting for {', '.join(missing)})"
+                if missing
+                # All present: the gate holds them for STREAMING_HOLD_S before starting.
+                else "connecting (all inputs present, starting)"
+                if self.inputs == "connecting"
+                else f"{self.inputs} (all inputs present now)"
+            )
         if self.loop is not None:
             try:
                 health = self.loop.health()
@@ -527,7 +534,8 @@ def run(args: argparse.Namespace) -> int:
     out: Path | None = args.out
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-    recorded = args.offscreen or xr
+    # --out records in every mode: a window's demo too (screenshots and recording).
+    recorded = args.offscreen or xr or out is not None
     record_to = _free_folder(out / "recording") if out is not None and recorded else None
     head = None
     if xr:
@@ -560,8 +568,15 @@ def run(args: argparse.Namespace) -> int:
             else:
                 if seconds is not None:
                     app.add_task(_stop_after(app, seconds), "demo-timer")
+                shots: list[Path] = []
+                if out is not None:
+                    app.add_task(_shots_task(app, out, args.shot_every, shots), "demo-shots")
                 app.run()
-                print(f"vrbalance demo: {app.frame_count} frames")
+                print(
+                    f"vrbalance demo: {app.frame_count} frames"
+                    + (f", {len(shots)} screenshots in {out}" if out is not None else "")
+                    + (f", recording in {record_to}" if record_to is not None else "")
+                )
         finally:
             pipe.close()
     return 0
@@ -770,6 +785,24 @@ def _stop_after(app: Any, seconds: float) -> Any:
         if time.perf_counter() - start >= seconds:
             app.base.taskMgr.stop()
             return Task.done
+        return Task.cont
+
+    return task
+
+
+def _shots_task(app: Any, out: Path, every_s: float, shots: list[Path]) -> Any:
+    """A task saving a screenshot into ``out`` every ``every_s`` of wall time (window + --out)."""
+    from direct.task import Task
+
+    next_s = [time.perf_counter()]
+
+    def task(_task: Any) -> int:
+        now = time.perf_counter()
+        if now >= next_s[0]:
+            path = out / f"demo_{len(shots):02d}_{app.scene_def.name}_L{app.level}.png"
+            app.screenshot(path)
+            shots.append(path)
+            next_s[0] = now + every_s
         return Task.cont
 
     return task
