@@ -285,7 +285,7 @@ class LegRaisesScene(_ExerciseParkScene):
     def __init__(self) -> None:
         super().__init__()
         self._text: TextNode | None = None
-        self._fade: NodePath | None = None
+        self._shell: NodePath | None = None
         self._fade_alpha = 0.0
 
     def _build_exercise(self, ctx: SceneContext) -> None:
@@ -319,16 +319,16 @@ class LegRaisesScene(_ExerciseParkScene):
         shell = geo.sphere(1.5, (0.5, 0.5, 0.5, 1), rings=8, segments=12).transformed(
             translate=(0, 0, EYE_HEIGHT_M)
         )
-        self._fade = geo.attach_mesh(self.root, shell, "eyes-closed")
-        self._fade.setTwoSided(True)
-        self._fade.setLightOff(1)
-        self._fade.setFogOff(1)
-        self._fade.setBin("fixed", 100)
-        self._fade.setDepthTest(False)
-        self._fade.setDepthWrite(False)
-        self._fade.setTransparency(TransparencyAttrib.M_alpha)
-        self._fade.setAlphaScale(0.0)
-        self._fade.hide()
+        self._shell = geo.attach_mesh(self.root, shell, "eyes-closed")
+        self._shell.setTwoSided(True)
+        self._shell.setLightOff(1)
+        self._shell.setFogOff(1)
+        self._shell.setBin("fixed", 100)
+        self._shell.setDepthTest(False)
+        self._shell.setDepthWrite(False)
+        self._shell.setTransparency(TransparencyAttrib.M_alpha)
+        self._shell.setAlphaScale(0.0)
+        self._shell.hide()
         self._set_cue("Raise your LEFT leg\nto the side and hold")
 
     def _set_cue(self, message: str) -> None:
@@ -369,13 +369,13 @@ class LegRaisesScene(_ExerciseParkScene):
         self._show_fade()
 
     def _show_fade(self) -> None:
-        if self._fade is None:
+        if self._shell is None:
             return
         if self._fade_alpha <= 0.0:
-            self._fade.hide()
+            self._shell.hide()
         else:
-            self._fade.show()
-            self._fade.setAlphaScale(self._fade_alpha)
+            self._shell.show()
+            self._shell.setAlphaScale(self._fade_alpha)
 
     def _on_calm(self) -> None:
         super()._on_calm()
