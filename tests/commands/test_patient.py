@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -43,7 +44,13 @@ def test_add_list_show(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["patient", "show", "P2"]) == 0
     out = capsys.readouterr().out
     assert f"added patient P2 to {db}" in out
-    assert "P2" in out and "0 session(s)" in out and '"height_m": 1.62' in out
+    assert "P2" in out and "0 session(s)" in out
+    # For people: cm and kg as entered, not JSON in metres.
+    assert "  height        162 cm\n" in out and "  foot length   24 cm\n" in out
+    assert "  mass          58 kg\n" in out and "height_m" not in out
+    assert main(["patient", "show", "P2", "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["height_m"] == 1.62 and record["sessions"] == []
     with Store(db) as store:
         p = store.patient("P2")
     assert (p.height_m, p.mass_kg, p.foot_length_m, p.sex) == (1.62, 58.0, 0.24, "F")

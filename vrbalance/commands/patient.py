@@ -45,6 +45,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub.add_parser("list", help="list patients")
     show = sub.add_parser("show", help="show a patient and their sessions")
     show.add_argument("id")
+    show.add_argument(
+        "--json", action="store_true", help="the record as JSON (SI units: metres, kg)"
+    )
     env = sub.add_parser(
         "set-envelope",
         help="set a patient's safety envelope from a TOML file and/or flags",
@@ -144,11 +147,17 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{p.id:<16} {p.name:<20} born {p.birth_year or '?':<6} {n} session(s)")
         elif args.action == "show":
             p = store.patient(args.id)
-            print(json.dumps(p.to_dict(), indent=2))
-            for s in store.sessions(p.id):
+            sessions = store.sessions(p.id)
+            if args.json:
+                print(json.dumps({**p.to_dict(), "sessions": sessions}, indent=2, default=str))
+                return 0
+            for line in describe_patient(p.to_dict()):
+                print(line)
+            print(f"sessions ({len(sessions)}):")
+            for s in sessions:
                 print(
-                    f"{s['started_utc'][:19]}  {s['protocol']:<14} {s['end_reason'] or '?':<15}"
-                    f" {s['id']}"
+                    f"  {s['started_utc'][:19].replace('T', ' ')}  {s['protocol']:<14} "
+                    f"{(s['end_reason'] or '?').replace('_', ' '):<15} {s['id']}"
                 )
         elif args.action == "set-envelope":
             _set_envelope(store, args)
@@ -188,3 +197,41 @@ def _set_envelope(store: Any, args: argparse.Namespace) -> None:
         f"{', '.join(envelope.allowed_stances)}; levels "
         + ", ".join(f"{k} <= {v}" for k, v in envelope.max_levels)  # type: ignore[misc]
     )
+
+
+def describe_patient(record: dict[str, Any]) -> list[str]:
+    """A patient record for people: cm and kg as they were entered, age, the envelope.
+
+    The database keeps SI units (metres); heights were typed in cm, so they are
+    shown in cm. ``--json`` keeps the raw record for tools.
+    """
+    from datetime import UTC, datetime
+
+    def cm(value: float | None) -> str:
+        return "not recorded" if value is None else f"{100 * value:.0f} cm"
+
+    birth = record.get("birth_year")
+    age = f" ({datetime.now(UTC).year - int(birth)} years)" if birth else ""
+    mass = record.get("mass_kg")
+    envelope = record.get("envelope") or {}
+    lines = [
+        f"patient {record['id']}",
+        f"  name          {record.get('name') or '-'}",
+        f"  born          {birth or 'not recorded'}{age}",
+        f"  sex           {record.get('sex') or '-'}",
+        f"  height        {cm(record.get('height_m'))}",
+        f"  mass          {'not recorded' if mass is None else f'{mass:g} kg'}",
+        f"  foot length   {cm(record.get('foot_length_m'))}",
+    ]
+    if record.get("notes"):
+        lines.append(f"  notes         {record['notes']}")
+    if envelope:
+        lines.append(f"  envelope      own (version {record.get('envelope_version', '?')}):")
+        for key, value in sorted(envelope.items()):
+            shown = ", ".join(map(str, value)) if isinstance(value, list) else value
+            if isinstance(value, dict):
+                shown = ", ".join(f"{k} {v}" for k, v in sorted(value.items()))
+            lines.append(f"    {key.replace('_', ' '):<24} {shown}")
+    else:
+        lines.append("  envelope      the default (scenes/envelopes/default.toml)")
+    return lines

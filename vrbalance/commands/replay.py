@@ -21,6 +21,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", metavar="DIR", help="with --render: write PNG frames here")
     parser.add_argument("--fps", type=float, default=5.0, help="frames per session second")
     parser.add_argument(
+        "--size",
+        default="1280x720",
+        metavar="WxH",
+        help="with --render: frame size (default %(default)s, the overlay readable)",
+    )
+    parser.add_argument(
         "--db",
         metavar="DB",
         help="database for session ids (a file or postgresql://...); a session recorded "
@@ -43,9 +49,10 @@ def run(args: argparse.Namespace) -> int:
     world = None
     out = None
     if args.render:
+        from vrbalance.commands.demo import parse_size
         from vrbalance.sessions.world import open_world
 
-        world = open_world(offscreen=True)
+        world = open_world(offscreen=True, size_px=parse_size(args.size))
         if args.out:
             out = make_private_dir(Path(args.out))
     bar = ProgressBar()

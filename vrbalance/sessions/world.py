@@ -74,6 +74,10 @@ class SessionWorld:
         ``graphics``: the fake runtime in tests).
     output : str, optional
         Override the world output (tests run the fake headset offscreen).
+    size_px : (int, int), optional
+        Frame size (default: :data:`OFFSCREEN_SIZE_PX` offscreen, else
+        :data:`WINDOW_SIZE_PX`); a replay's frames are made large enough to read
+        the overlay.
     """
 
     def __init__(
@@ -84,6 +88,7 @@ class SessionWorld:
         clock: Any = None,
         xr_options: dict[str, Any] | None = None,
         output: str | None = None,
+        size_px: tuple[int, int] | None = None,
     ) -> None:
         from vrbalance.errors import ConfigError
         from vrbalance.world.app import WorldApp
@@ -109,7 +114,7 @@ class SessionWorld:
             self.head_source = camera_head = XrHeadPoseSource(clock)
         self.app = WorldApp(
             output=output or ("xr" if xr else "offscreen" if offscreen else "window"),
-            size_px=OFFSCREEN_SIZE_PX if offscreen else WINDOW_SIZE_PX,
+            size_px=size_px or (OFFSCREEN_SIZE_PX if offscreen else WINDOW_SIZE_PX),
             head_source=camera_head,
             state_source=self._state,
             clock=clock,
