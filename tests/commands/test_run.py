@@ -263,6 +263,24 @@ def test_a_bad_calibration_is_refused_before_a_session_folder_exists(
     assert not (data / "sessions").exists()
 
 
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--sim-script", "lean@1s:y=1.2.3"], "--script item 'lean@1s:y=1.2.3': its time and"),
+        (["--seconds-scale", "1e-300"], "--seconds-scale: expected a value in [0.001, 1]"),
+    ],
+)
+def test_bad_flags_are_refused_before_a_session_folder_exists(
+    data: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+) -> None:
+    assert main(["patient", "add", "P1"]) == 0
+    argv = ["run", "--patient", "P1", "--protocol", "baseline", "--simulate", "--no-render"]
+    assert main([*argv, *extra]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (data / "sessions").exists()
+
+
 def test_db_flag_and_env_select_the_database(
     data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -155,3 +155,11 @@ def test_a_forward_fall_never_moves_the_cop_towards_the_heels() -> None:
     quiet = cop_y[:100]
     falling = cop_y[100:160]  # the first 0.6 s of the fall
     assert falling.min() > quiet.min() - 0.02
+
+
+@pytest.mark.parametrize("item", ["lean@1s:y=1.2.3", "lean@1.2.3s", "lean@1s:y=1e999"])
+def test_a_script_number_that_is_not_one_is_a_config_error(item: str) -> None:
+    from vrbalance.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"must be finite numbers"):
+        parse_script(item)

@@ -320,3 +320,45 @@ def test_every_shipped_protocol_is_checked_against_the_default_envelope() -> Non
     assert refused["tandem"].endswith(
         "run: vrbalance patient set-envelope P1 --allowed-stances feet_apart,feet_together,tandem"
     )
+
+
+class _PitchWorld(_TunedWorld):
+    """A rendering world that notes the surround pitch it is asked to show."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pitches_rad: list[float] = []
+
+    def frame(self, state: Any, calm: bool, surround_pitch_rad: float) -> None:
+        self.pitches_rad.append(surround_pitch_rad)
+
+
+def test_the_sway_referenced_surround_never_tilts_past_the_envelope(tmp_path, quiet) -> None:
+    """A lean of about 5 deg in SOT 3: the surround follows it only up to max_surround_tilt_deg."""
+    import math
+
+    from vrbalance.balance.geometry import Body
+    from vrbalance.clock import MonotonicClock
+    from vrbalance.sessions.protocol import Protocol
+    from vrbalance.sessions.runner import SessionRunner, SimulatedDevices
+    from vrbalance.sessions.store import Patient
+
+    patient = Patient("T1", height_m=1.70, mass_kg=70.0)
+    clock = MonotonicClock()
+    world = _PitchWorld()
+    trial = quiet("SOT 3", 1.5, surround="sway_referenced")
+    lean = "lean@0.1s:y=0.08:ramp=0.3:hold=5"  # CoM 8 cm forward of 0.94 m: about 5 deg
+    SessionRunner(
+        Protocol(name="t", title="t", description="", trials=(trial,)),
+        patient,
+        folder=tmp_path / "s",
+        session_id="s",
+        devices=SimulatedDevices("wii-balance-board", Body(1.70, 70.0), clock, seed=3,
+                                 extra_script=lean),
+        clock=clock,
+        world=world,
+        render_fps=60.0,
+        seconds_scale=0.05,
+    ).run()  # fmt: skip
+    cap_rad = math.radians(3.0)  # the default envelope's max_surround_tilt_deg
+    assert max(abs(p) for p in world.pitches_rad) == pytest.approx(cap_rad)

@@ -152,10 +152,17 @@ def parse_script(text: str | Sequence[str]) -> list[ScriptEvent]:
                 f"--script item {item.strip()!r}: expected KIND@TIMEs[:key=value...] with KIND "
                 f"one of {', '.join(EVENT_KINDS)}, e.g. 'lean@10s:y=0.06' or 'fall@25s'"
             )
-        t_s = float(match.group(2)) * (0.001 if match.group(3) == "ms" else 1.0)
-        params = tuple(
-            (k, float(v)) for k, v in (p.split("=") for p in match.group(4).split(":") if p)
-        )
+        try:
+            t_s = float(match.group(2)) * (0.001 if match.group(3) == "ms" else 1.0)
+            params = tuple(
+                (k, float(v)) for k, v in (p.split("=") for p in match.group(4).split(":") if p)
+            )
+        except ValueError:
+            t_s, params = math.nan, ()
+        if not (math.isfinite(t_s) and all(math.isfinite(v) for _, v in params)):
+            raise ConfigError(
+                f"--script item {item.strip()!r}: its time and values must be finite numbers"
+            )
         events.append(ScriptEvent(match.group(1), t_s, params))
     return sorted(events, key=lambda e: e.t_s)
 

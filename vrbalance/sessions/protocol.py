@@ -70,6 +70,11 @@ EXERCISE_TASKS: tuple[str, ...] = ("tandem_walk", "leg_raise", "tai_chi")
 
 BASELINE = "baseline"
 
+#: Smallest ``--seconds-scale``: a 30 s trial still lasts 30 ms (several loop ticks);
+#: smaller factors are typos whose rests and session totals, scaled back to
+#: clinical time for the envelope, overflow every limit.
+MIN_SECONDS_SCALE = 0.001
+
 #: Upper limit of one trial's duration. A clinical balance trial longer than
 #: 10 minutes is a typo (seconds vs minutes), not a prescription.
 MAX_TRIAL_S = 600.0
@@ -358,7 +363,8 @@ def load_protocol(
         Prepend the ``baseline`` protocol's trials (every session starts with
         the same quiet-stance measurement so sessions compare over weeks).
     seconds_scale : float
-        Multiply every duration by this (``0.1`` for quick CI runs); in (0, 1].
+        Multiply every duration by this (``0.1`` for quick CI runs); in
+        [:data:`MIN_SECONDS_SCALE`, 1].
     walk_length_m : float, optional
         The free floor length the operator confirmed for walking trials
         (``--walk-length``, 3-6 m): replaces every tandem walk's line length.
@@ -370,9 +376,7 @@ def load_protocol(
     """
     from vrbalance.config.check import check_number
 
-    check_number(
-        seconds_scale, "--seconds-scale", min_value=0.0, max_value=1.0, min_inclusive=False
-    )
+    check_number(seconds_scale, "--seconds-scale", min_value=MIN_SECONDS_SCALE, max_value=1.0)
     protocol = read_protocol(_resolve(name_or_path))
     trials = protocol.trials
     if with_baseline and protocol.name != BASELINE:

@@ -324,6 +324,7 @@ class SimulatedDevices:
     ) -> None:
         from vrbalance.config.plates import load_plate
         from vrbalance.devices.calibration import find_calibration
+        from vrbalance.devices.simulator import parse_script
 
         self.plate_id = plate_id
         self.plate = load_plate(plate_id)
@@ -335,6 +336,8 @@ class SimulatedDevices:
         self._body = body
         self._clock = clock
         self._seed = seed
+        # Parsed now (a ConfigError naming the item) so a bad script records nothing.
+        parse_script(extra_script)
         self._extra = extra_script
         self._server: Any = None
         self._driver: Any = None
@@ -1104,6 +1107,7 @@ class SessionRunner:
         live = self.live
         head_expected = head is not None
         sway_ref = trial.surround == "sway_referenced"
+        max_tilt_rad = math.radians(self.envelope.max_surround_tilt_deg)
         directions = los_directions_rad(trial.targets) if trial.assessment == "los" else []
 
         def stop(reason: EndReason) -> None:
@@ -1331,6 +1335,10 @@ class SessionRunner:
             if state.margin_xcom_m is not None and state.margin_xcom_m < run.min_margin_m:
                 run.min_margin_m = state.margin_xcom_m
             pitch = (state.sway_angle_ap_rad or 0.0) if sway_ref else 0.0
+            # The sway-referenced surround tilts with the patient, but never further
+            # than the envelope lets the surround tilt (a lean past it is the
+            # monitor's business, not a reason to tilt the world more).
+            pitch = min(max(pitch, -max_tilt_rad), max_tilt_rad)
             self._latest = (state, verdict.calm or run.paused, pitch)
             # Limits of Stability cues: one target every target_time_s.
             # Active trial time: pauses (finished and current) do not count.
