@@ -382,7 +382,7 @@ def register_pages(console: Console, web: Any) -> None:
         listing()
         ui.separator()
         ui.label("Add a patient").classes("text-h6")
-        pid = ui.input("Patient id (pseudonymous)").props("for=f-id")
+        pid = ui.input("Patient id (pseudonymous)").props("for=f-id").classes("w-96")
         form = patient_form(None)
         error = ui.label("").classes("text-negative").props("id=add-error")
 
@@ -734,8 +734,8 @@ def _ports() -> list[str]:
 def _plot_options() -> dict[str, Any]:
     return {
         "animation": False,
-        "grid": {"left": 50, "right": 20, "top": 40, "bottom": 40},
-        "legend": {"top": 0},
+        "grid": {"left": 50, "right": 20, "top": 20, "bottom": 80},
+        "legend": {"bottom": 0},
         "xAxis": {"type": "value", "name": "x, right (cm)", "min": -20, "max": 20,
                   "nameLocation": "middle", "nameGap": 25},
         "yAxis": {"type": "value", "name": "y, forward (cm)", "min": -20, "max": 20,
@@ -767,18 +767,28 @@ def live_view(console: Console, station: Station) -> None:
     ui.label(f"Live session: {req.patient_id}, {req.protocol}").classes("text-h5")
     status = ui.label("").props("id=live-status")
     why = ui.label("").classes("text-negative").style("white-space: pre-wrap").props("id=live-why")
-    banner = ui.label("").classes("text-h6 q-pa-sm rounded-borders w-full").props("id=live-banner")
-    with ui.row().classes("w-full no-wrap items-start gap-4").style("flex-wrap: wrap"):
-        with ui.column().classes("gap-1"):
+    with ui.row().classes("w-full items-center no-wrap gap-4"):
+        with ui.element("div").classes("col-grow"):
+            banner = (
+                ui.label("")
+                .classes("text-h6 q-pa-sm rounded-borders w-full")
+                .props("id=live-banner")
+            )
+        # Always in view, beside the safety banner, whatever the screen's shape.
+        ui.button("EMERGENCY STOP", on_click=lambda: send("emergency_stop")).props(
+            "id=ctl-emergency-stop color=negative size=lg"
+        )
+    with ui.row().classes("w-full items-start gap-4"):
+        with ui.column().classes("gap-1").style("width: 420px"):
             chart = (
                 ui.echart(_plot_options())
                 .style("width: 420px; height: 420px")
                 .props("id=live-plot")
             )
             plot_info = ui.label("").classes("text-caption").props("id=plot-info")
-        with ui.column().classes("gap-1").style("min-width: 300px"):
+        with ui.column().classes("gap-1").style("width: 340px"):
             trial = ui.label("").classes("text-h6").props("id=live-trial")
-            timer_label = ui.label("").classes("text-h4").props("id=live-timer")
+            timer_label = ui.label("").classes("text-h5").props("id=live-timer")
             level = ui.label("").props("id=live-level")
             margin = ui.label("").classes("text-h6").props("id=live-margin")
             gate = ui.card().classes("w-full bg-blue-1").props("id=live-gate")
@@ -798,12 +808,9 @@ def live_view(console: Console, station: Station) -> None:
                     ui.button(label, on_click=lambda c=cmd: send(c)).props(
                         f"id=ctl-{cmd.replace('_', '-')} outline dense"
                     )
-            ui.button("EMERGENCY STOP", on_click=lambda: send("emergency_stop")).props(
-                "id=ctl-emergency-stop color=negative size=lg"
-            ).classes("w-full")
             results = ui.link("", "#").props("id=live-results")
             results.set_visibility(False)
-        with ui.column().classes("gap-1").style("min-width: 320px; max-width: 520px"):
+        with ui.column().classes("gap-1").style("width: 360px"):
             ui.label("Director's decisions").classes("text-h6")
             decisions = ui.column().classes("gap-0").props("id=live-decisions")
             ui.label("Events").classes("text-h6")
