@@ -301,7 +301,6 @@ def _run_until_recording(
     min_state_bytes: int,
     *,
     capture: bool,
-    extra_env: dict[str, str] | None = None,
 ) -> tuple[Any, Path]:
     """Start ``vrbalance run --simulate --no-render`` in a subprocess and wait until
     its state.csv holds ``min_state_bytes`` (real time must pass for real rows).
@@ -314,7 +313,7 @@ def _run_until_recording(
     import time
 
     assert main(["patient", "add", patient]) == 0
-    env = {**os.environ, "VRBALANCE_DATA": str(data), **(extra_env or {})}
+    env = {**os.environ, "VRBALANCE_DATA": str(data)}
     argv = ["run", "--patient", patient, "--protocol", "baseline", "--simulate", "--no-render"]
     out = subprocess.PIPE if capture else subprocess.DEVNULL
     proc = subprocess.Popen(
@@ -362,38 +361,63 @@ def test_ctrl_c_ends_the_session_cleanly_and_files_it(data: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
-def test_sigterm_and_sighup_close_the_session_like_ctrl_c(
-    data: Path, tmp_path: Path, signame: str
-) -> None:
-    """A stop from the system (kill, shutdown, a closed terminal) files the session."""
-    import signal
+def test_sigterm_and_sighup_close_the_session_like_ctrl_c(data: Path, tmp_path: Path) -> None:
+    """A stop from the system (kill, shutdown, a closed terminal) files the session.
 
-    tmp = tmp_path / "tmp"  # the simulated plate's pty folders go here
-    tmp.mkdir()
-    patient = f"P{signame}"
-    proc, state_csv = _run_until_recording(
-        data, patient, 2000, capture=True, extra_env={"TMPDIR": str(tmp)}
-    )
+    Two real ``run`` processes at once (one per signal), each with its own
+    ``TMPDIR`` for the simulated plate's pty folder.
+    """
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    procs: dict[str, tuple[Any, Path]] = {}
     try:
-        assert list(tmp.glob("vrbalance-plate-*")), "the simulated plate's pty folder"
-        proc.send_signal(getattr(signal, signame))
-        out, err = proc.communicate(timeout=30)
+        for signame in ("SIGTERM", "SIGHUP"):
+            patient, tmp = f"P{signame}", tmp_path / signame
+            tmp.mkdir()
+            assert main(["patient", "add", patient]) == 0
+            argv = ["run", "--patient", patient, "--protocol", "baseline", "--simulate"]
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "vrbalance", *argv, "--no-render"],
+                env={**os.environ, "VRBALANCE_DATA": str(data), "TMPDIR": str(tmp)},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            procs[signame] = (proc, tmp)
+        deadline = time.monotonic() + 30.0
+        waiting = set(procs)
+        while waiting:  # each session is recording: its trial has started
+            assert time.monotonic() < deadline, f"never started recording: {waiting}"
+            for signame in list(waiting):
+                states = list((data / "sessions" / f"P{signame}").glob("*/state.csv"))
+                if states and states[0].stat().st_size > 2000:
+                    assert list(procs[signame][1].glob("vrbalance-plate-*"))  # the pty folder
+                    procs[signame][0].send_signal(getattr(signal, signame))
+                    waiting.discard(signame)
+            time.sleep(0.05)
+        outputs = {name: proc.communicate(timeout=30) for name, (proc, _) in procs.items()}
     finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 1, err  # closed cleanly, but before its trials were done
-    assert "[1] Baseline: operator_abort" in out
-    folder = state_csv.parent
-    meta = read_sidecar(folder)
-    assert meta["status"] == "complete" and meta["end_reason"] == "operator_abort"
-    (note,) = [e for e in read_rows(folder / "events.csv") if e["kind"] == "interrupt"]
-    expected = f"session interrupted by {signame} (the system asked vrbalance to stop)"
-    assert note["message"] == expected
-    with Store(data / "vrbalance.sqlite3") as store:
-        (session,) = store.sessions(patient)
-        assert session["end_reason"] == "operator_abort"
-    assert list(tmp.iterdir()) == []  # no pty folder left behind
+        for proc, _ in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+    for signame, (proc, tmp) in procs.items():
+        out, err = outputs[signame]
+        assert proc.returncode == 1, err  # closed cleanly, but before its trials were done
+        assert "[1] Baseline: operator_abort" in out
+        (folder,) = (data / "sessions" / f"P{signame}").iterdir()
+        meta = read_sidecar(folder)
+        assert meta["status"] == "complete" and meta["end_reason"] == "operator_abort"
+        (note,) = [e for e in read_rows(folder / "events.csv") if e["kind"] == "interrupt"]
+        expected = f"session interrupted by {signame} (the system asked vrbalance to stop)"
+        assert note["message"] == expected
+        with Store(data / "vrbalance.sqlite3") as store:
+            (session,) = store.sessions(f"P{signame}")
+            assert session["end_reason"] == "operator_abort"
+        assert list(tmp.iterdir()) == []  # no pty folder left behind
 
 
 def test_protocol_outside_the_envelope_is_refused_before_anything_starts(
