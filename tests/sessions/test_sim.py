@@ -25,3 +25,62 @@ def test_simulated_head_repeats_its_pose_until_the_person_moves() -> None:
     moved = head.pose_at(clock.now_s())
     assert moved is not None and moved is not first
     assert moved.received_time_s == clock.now_s()
+
+
+def _sway(noise_nm: tuple[float, float], seconds: float = 60.0) -> object:
+    """Sway measures of the simulated person with this motor noise (one fixed seed)."""
+    import numpy as np
+
+    from vrbalance.balance.sway import sway_metrics
+    from vrbalance.devices.simulator import PersonParams, StandingPerson
+
+    # The same seed for every condition: the noise differs only by its scale.
+    person = StandingPerson(PersonParams(noise_torque_nm=noise_nm), rate_hz=100.0, seed=5)
+    cop = np.array([person.step()[3:5] for _ in range(round(seconds * 100))])
+    return sway_metrics(cop, 100.0)
+
+
+def test_simulated_sway_falls_in_each_bds_conditions_range() -> None:
+    """Eyes closed and foam sway more, each inside the 163 BDS adults' 5-95 % range.
+
+    The reference is the BDS's own published values per trial (60 s quiet
+    stance, feet apart, 100 Hz; ``vrbalance/report/data/bds_reference.tsv``),
+    as the simulated trial is: 60 s at 100 Hz, feet apart.
+    """
+    import numpy as np
+
+    from vrbalance.report.reference import reference_values
+    from vrbalance.sessions.sim import sim_noise_torque_nm
+
+    velocity = {}
+    for eyes, surface in (
+        ("open", "firm"),
+        ("closed", "firm"),
+        ("open", "foam"),
+        ("closed", "foam"),
+    ):
+        m = _sway(sim_noise_torque_nm("feet_apart", eyes, surface))
+        velocity[eyes, surface] = m.mean_velocity_mps
+        for column, value in (
+            ("COPvelo", m.mean_velocity_mps * 100.0),  # cm/s
+            ("COParea", m.prediction_ellipse_area_m2 * 1e4),  # cm²
+        ):
+            ref = reference_values(None, eyes, surface, column)
+            p5, p95 = np.percentile(ref[np.isfinite(ref)], [5, 95])
+            assert p5 < value < p95, (eyes, surface, column, value, p5, p95)
+    assert (
+        velocity["open", "firm"]
+        < velocity["closed", "firm"]
+        < velocity["open", "foam"]
+        < velocity["closed", "foam"]
+    )
+
+
+def test_narrower_stance_sways_more_sideways() -> None:
+    from vrbalance.sessions.sim import sim_noise_torque_nm
+
+    ml_range = [
+        _sway(sim_noise_torque_nm(stance, "open", "firm"), seconds=20.0).range_ml_m
+        for stance in ("feet_apart", "feet_together", "tandem", "single_left")
+    ]
+    assert ml_range == sorted(ml_range) and ml_range[-1] > 2.5 * ml_range[0]

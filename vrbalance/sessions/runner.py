@@ -348,7 +348,7 @@ class SimulatedDevices:
         from vrbalance.devices.driver import ForcePlate
         from vrbalance.devices.pty_server import SimulatedPlateServer
         from vrbalance.devices.simulator import PersonParams
-        from vrbalance.sessions.sim import SIM_COP_AHEAD_OF_ANKLE_M
+        from vrbalance.sessions.sim import SIM_COP_AHEAD_OF_ANKLE_M, sim_noise_torque_nm
 
         if not trial.plate:  # head only (the tandem walk): the simulated walker
             from vrbalance.exercises.sim import walker_for
@@ -357,13 +357,12 @@ class SimulatedDevices:
             return None, walker_for(trial, eye_m, self._clock, seed=self._seed + index)
         stance = make_stance(trial.stance, self._body, load_foot_template())
         ankle = stance.ankle_m
-        # Foam and no vision: more motor noise, about 1.5-2x the BDS firm/open sway.
-        harder = trial.surface == "foam" or trial.eyes == "closed"
+        # Narrower stance, eyes closed and foam sway more (as in the BDS data).
         person = PersonParams(
             mass_kg=self.simulated_mass_kg,
             height_m=float(self._body.height_m),
             stance_cop_m=(ankle[0], ankle[1] + SIM_COP_AHEAD_OF_ANKLE_M),
-            **({"noise_torque_nm": (0.8, 1.2)} if harder else {}),
+            noise_torque_nm=sim_noise_torque_nm(trial.stance, trial.eyes, trial.surface),
         )
         script = trial_script(trial, person.com_height_m, self._extra)
         self._server = SimulatedPlateServer(

@@ -35,6 +35,45 @@ SIM_SHIFT_M = 0.05
 #: Mean CoP of quiet stance in front of the ankle axis, m: about 4-5 cm in
 #: healthy adults (the body leans slightly forward; Gatev et al. 1999).
 SIM_COP_AHEAD_OF_ANKLE_M = 0.045
+#: Motor-noise scale of the simulated person by (eyes, surface): the ratio of
+#: the BDS median CoP velocity of that condition to eyes open on a firm surface
+#: (163 adults, ``vrbalance/report/data/bds_reference.tsv``: 0.90, 0.99, 2.78
+#: and 3.54 cm/s). The pendulum's sway scales with its noise (velocity
+#: linearly, ellipse area with the square), so each condition lands near its
+#: BDS median; ``tests/sessions/test_sim.py`` checks it against the BDS spread.
+SIM_NOISE_BY_CONDITION: dict[tuple[str, str], float] = {
+    ("open", "firm"): 1.0,
+    ("closed", "firm"): 1.10,
+    ("open", "foam"): 3.09,
+    ("closed", "foam"): 3.93,
+}
+#: Extra motor-noise scale (ML, AP) by stance: the narrower the base, the more
+#: the body sways sideways (Day et al. 1993, Exp Brain Res 97:169-176: ML sway
+#: grows as stance width shrinks; AP much less). Not calibrated on data (the
+#: BDS stood feet apart only): ordered and of a plausible size.
+SIM_NOISE_BY_STANCE: dict[str, tuple[float, float]] = {
+    "feet_apart": (1.0, 1.0),
+    "feet_together": (1.8, 1.1),
+    "semi_tandem": (2.2, 1.2),
+    "tandem": (2.8, 1.4),
+    "single_left": (3.5, 2.0),
+    "single_right": (3.5, 2.0),
+}
+#: The simulated person's motor noise in the reference condition (ML, AP), N·m:
+#: :class:`~vrbalance.devices.simulator.PersonParams`' default.
+SIM_BASE_NOISE_NM = (0.4, 0.6)
+
+
+def sim_noise_torque_nm(stance: str, eyes: str, surface: str) -> tuple[float, float]:
+    """Motor noise (ML, AP) of the simulated person for a trial's stance, vision and surface.
+
+    Narrower stance, eyes closed and foam all sway more, by the factors above;
+    an unknown stance or condition sways as the reference (feet apart, eyes
+    open, firm).
+    """
+    k = SIM_NOISE_BY_CONDITION.get((eyes, surface), 1.0)
+    ml, ap = SIM_NOISE_BY_STANCE.get(stance, (1.0, 1.0))
+    return (SIM_BASE_NOISE_NM[0] * k * ml, SIM_BASE_NOISE_NM[1] * k * ap)
 
 
 def trial_script(trial: Trial, com_height_m: float, extra: str = "") -> str:
