@@ -131,6 +131,12 @@ def test_tandem_walk_protocol_end_to_end_matches_the_walker(run_protocol: RunPro
     assert "tandem walk task (the reference is quiet stance)" in text
     reported = {(i, n): v for i, n, v, _ in measures_from_html(text)}
     assert reported[(0, "walk_steps")] == 24 and reported[(0, "walk_stops")] == 1
+    # Replay through the same pipeline, corridor included: the same states, no event.
+    from vrbalance.sessions.replay import replay_session
+
+    replayed = replay_session(result.folder)
+    assert replayed.identical
+    assert [e.kind for e in replayed.safety_events if e.severity != "info"] == []
 
 
 def test_director_judges_an_exercise_by_its_own_rule() -> None:

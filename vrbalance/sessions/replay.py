@@ -126,6 +126,14 @@ def _common_prefix(
 def _trial_from_meta(meta: dict[str, Any], trial_row: dict[str, str] | None) -> Trial | None:
     if trial_row is None:
         return None
+    # The protocol in the sidecar has every field (an exercise's task, line, sequence).
+    for planned in (meta.get("protocol") or {}).get("trials") or []:
+        if planned.get("name") == trial_row["name"]:
+            fields = Trial.__dataclass_fields__  # type: ignore[attr-defined]
+            try:
+                return Trial(**{k: v for k, v in planned.items() if k in fields})
+            except TypeError:
+                break  # an older sidecar: the trials.csv row below
     return Trial(
         name=trial_row["name"],
         kind=trial_row["kind"],
@@ -170,7 +178,8 @@ def replay_session(
     from vrbalance.balance.stance import make_stance
     from vrbalance.config.plates import load_foot_template, load_plate
     from vrbalance.director.envelope import SafetyEnvelope
-    from vrbalance.director.monitor import MonitorStatus, PlateStatus, SafetyMonitor
+    from vrbalance.director.monitor import Corridor, MonitorStatus, PlateStatus, SafetyMonitor
+    from vrbalance.exercises.live import plan_from_events
     from vrbalance.realtime.pipeline import BalanceLoop
 
     folder = Path(folder)
@@ -200,6 +209,12 @@ def replay_session(
         if r["kind"] == "trial_start" and r["source"] == "session":
             starts[int(r["trial"])] = json.loads(r["values_json"] or "{}")
     recorded_events = tuple(event_from_row(r) for r in event_rows if r["source"] == "safety")
+    # Walking trials: the monitor judged them with their corridor (docs/exercises.md).
+    corridors: dict[int, Any] = {}
+    for r in event_rows:
+        plan = plan_from_events([r])
+        if plan is not None and plan.task == "tandem_walk":
+            corridors[int(r["trial"])] = Corridor(plan.walk_length_m)
 
     monitor = SafetyMonitor(envelope)
     clock = ManualClock(float(states[0]["t_s"]) if states else 0.0)
@@ -257,6 +272,7 @@ def replay_session(
             emergency_stop=row["estop"] == "1",
             trial_elapsed_s=t_s - trial_t0,
             session_elapsed_s=t_s - origin_s,
+            corridor=corridors.get(trial_idx),
         )
         result = balance.tick(tick, clock.now_s())
         state, verdict = result.state, result.verdict
