@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
@@ -17,9 +15,7 @@ from vrbalance.exercises.live import exercise_success, tai_chi_target
 from vrbalance.exercises.plan import ExercisePlan, raise_schedule
 from vrbalance.exercises.sim import leg_raise_script, tai_chi_script
 from vrbalance.exercises.tracking import tracking_measures
-from vrbalance.sessions.runner import SessionResult
 
-RunProtocol = Callable[..., SessionResult]
 RATE_HZ = 100.0
 
 
@@ -122,33 +118,3 @@ def test_sequence_files_are_checked(tmp_path) -> None:  # type: ignore[no-untype
         read_sequence(path)
     with pytest.raises(ConfigError, match="unknown tai chi sequence 'nope'; shipped: single_leg"):
         load_sequence("nope")
-
-
-@pytest.mark.slow
-def test_leg_raises_and_tai_chi_end_to_end_on_the_simulated_plate(
-    run_protocol: RunProtocol,
-) -> None:
-    from vrbalance.sessions.recorder import read_rows
-    from vrbalance.sessions.summary import measures_dict, summarize_folder
-
-    result = run_protocol(["leg_raises", "tai_chi"], level=5, seconds_scale=0.1, manual=False)
-    raise_trial = result.trials[0]
-    assert [t.end_reason.value for t in result.trials] == ["completed", "completed"]
-    m = measures_dict(summarize_folder(result.folder))
-    events = read_rows(result.folder / "events.csv")
-    assert not [e for e in events if e["source"] == "safety" and e["severity"] == "alarm"]
-    # Leg raises at level 5 shortened ten-fold: the schedule fits two left raises.
-    plan = ExercisePlan(
-        task="leg_raise", level=5, repetitions=4, hold_s=0.5, rest_s=0.3, time_scale=0.1
-    )
-    cues = raise_schedule(plan, raise_trial.trial.duration_s)
-    assert m[(0, "raise_reps_left")] == sum(c.side == "left" for c in cues) == 2
-    assert m[(0, "raise_reps_right")] == 0
-    assert m[(0, "raise_hold_left_s")] == pytest.approx(0.5 + 0.6, abs=0.45)
-    assert raise_trial.exercise_success is False
-    # Tai chi: the simulated person follows 0.5 s late; the body adds ~0.45 s.
-    lag = m[(1, "track_lag_s")]
-    assert lag is not None and 0.5 <= lag <= 1.2
-    assert m[(1, "track_max_excursion_m")] == pytest.approx(0.8 * FULL_SHIFT_M[0], abs=0.015)
-    assert m[(1, "track_time_within_pct")] is not None
-    assert math.isfinite(m[(1, "track_rms_error_m")] or math.nan)

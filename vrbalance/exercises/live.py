@@ -27,6 +27,10 @@ WALK_MAX_STOPS = 0
 #: Leg raise success: every prescribed repetition, holds at least this
 #: fraction of the prescribed hold.
 RAISE_MIN_HOLD_FRACTION = 0.8
+#: Shortest shift onto one foot that counts as a leg raise, s (also at least half
+#: the prescribed hold): a CoP overshooting under the other foot as the leg comes
+#: down lasts a few tenths of a second; a raise, held, lasts longer.
+MIN_RAISE_S = 0.6
 #: Tai chi success: on target at least this share of the time, lag at most this.
 TAI_CHI_MIN_WITHIN_PCT = 60.0
 TAI_CHI_MAX_LAG_S = 1.0
@@ -87,7 +91,7 @@ def exercise_measures(
             cop_m,
             head_m,
             foot_offset_m=foot_offset_m(),
-            min_hold_s=max(0.3, 0.5 * plan.hold_s),
+            min_hold_s=max(MIN_RAISE_S, 0.5 * plan.hold_s),
         )
         return {} if found is None else found.as_measures()
     if plan.task == "tai_chi":
