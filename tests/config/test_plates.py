@@ -97,6 +97,17 @@ def test_generic_six_axis() -> None:
     assert spec.serial == SerialSpec("binary", 921600, (0, 1, 2, 3, 4, 5))
 
 
+def test_ascii_checksum_defaults_to_required_and_the_file_can_relax_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert load_plate("wii-balance-board").serial.ascii_checksum == "required"
+    assert load_plate(write(tmp_path, WII)).serial.ascii_checksum == "required"
+    relaxed = WII.replace("[serial]", '[serial]\nascii_checksum = "optional"')
+    path = write(tmp_path, relaxed, "old-firmware")
+    assert load_plate(path).serial.ascii_checksum == "optional"
+    assert "ascii_checksum = 'optional'" in caplog.text and str(path) in caplog.text
+
+
 def test_load_by_path_from_anywhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = write(tmp_path, SIX)
     monkeypatch.chdir("/")
@@ -160,6 +171,12 @@ def test_unknown_plate_lists_known_ones() -> None:
          r"channel_map: expected 6 wire channel indices for a six_axis plate, got 4"),
         (SIX, "top_offset_m = -0.035", "top_offset_m = 2.0",
          r"\[geometry\] top_offset_m: expected a value in \[-1, 1\], got 2.0"),
+        (WII, "[serial]", "[serial]\nascii_checksum = 'off'",
+         r"\[serial\] ascii_checksum: expected one of 'required', 'optional', got 'off'"),
+        (WII, "[serial]", "[serial]\nascii_checksum = false",
+         r"\[serial\] ascii_checksum: expected one of 'required', 'optional', got False"),
+        (SIX, "[serial]", "[serial]\nascii_checksum = 'optional'",
+         r"\[serial\] ascii_checksum: only an ascii plate has one"),
     ],
 )  # fmt: skip
 def test_plate_file_errors_name_file_table_and_field(

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import operator
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -179,7 +183,7 @@ def test_stall_is_detected_on_the_injected_clock(
     master, path = pty_pair
     clock = _ReadCountingClock()
     with ForcePlate(path, wii, clock=clock, stall_after_s=0.1, wait_for_first_frame=False) as plate:
-        os.write(master, b"\n0,0,1,2,3,4\n")
+        os.write(master, b"\n" + AsciiLineProtocol.encode(0, 0, (1, 2, 3, 4)))
         wait_until(lambda: plate.state is PlateState.STREAMING)
         clock.advance(0.05)
         # 50 ms of clock is not a stall: checked once the reader has looked at the
@@ -189,7 +193,7 @@ def test_stall_is_detected_on_the_injected_clock(
         assert plate.state is PlateState.STREAMING
         clock.advance(0.06)
         wait_until(lambda: plate.state is PlateState.STALLED)
-        os.write(master, b"1,1000,1,2,3,4\n")
+        os.write(master, AsciiLineProtocol.encode(1, 1000, (1, 2, 3, 4)))
         wait_until(lambda: plate.state is PlateState.STREAMING)
         kinds = [e.kind for e in plate.drain_events()]
     assert kinds == ["plate_connecting", "plate_streaming", "plate_stalled", "plate_streaming"]
@@ -292,9 +296,9 @@ def test_a_failing_frames_hook_is_a_parse_error_not_a_lost_port(
             raise ValueError("recorder bug")
 
     with ForcePlate(path, wii, on_frames=hook, wait_for_first_frame=False) as plate:
-        os.write(master, b"\n0,0,1,2,3,4\n")
+        os.write(master, b"\n" + AsciiLineProtocol.encode(0, 0, (1, 2, 3, 4)))
         wait_until(lambda: plate.stats().parse_errors == 1)
-        os.write(master, b"1,1,1,2,3,4\n")
+        os.write(master, AsciiLineProtocol.encode(1, 1, (1, 2, 3, 4)))
         wait_until(lambda: len(calls) == 2)
         stats = plate.stats()
         kinds = [e.kind for e in plate.drain_events()]
@@ -316,3 +320,88 @@ def test_a_closed_plate_can_be_opened_again(
             assert plate.state is PlateState.CLOSED
         kinds = [e.kind for e in plate.drain_events()]
     assert kinds == ["plate_connecting", "plate_streaming", "plate_closed"] * 2
+
+
+# -- the strict ASCII protocol through the driver -------------------------------------------
+
+
+def test_old_firmware_without_checksum_is_refused_with_the_fix(wii: PlateSpec) -> None:
+    with (
+        SimulatedPlateServer(wii, rate_hz=200, seed=0, ascii_checksum=False) as sim,
+        pytest.raises(
+            ProtocolError,
+            match=(
+                r"serial port '.*ttySIM0' sends ASCII lines without the \*HH checksum \(\d+ "
+                r"lines in 0.3 s\); .* set ascii_checksum = \"optional\" in \[serial\] of "
+                r".*wii-balance-board.toml"
+            ),
+        ),
+    ):
+        ForcePlate(sim.port_path, sim.plate, first_frame_timeout_s=0.3).open()
+
+
+def test_old_firmware_streams_when_the_plate_file_allows_it(
+    wii: PlateSpec, wait_until: Callable[..., None]
+) -> None:
+    old = dataclasses.replace(
+        wii, serial=dataclasses.replace(wii.serial, ascii_checksum="optional")
+    )
+    with (
+        SimulatedPlateServer(old, rate_hz=200, seed=0, ascii_checksum=False) as sim,
+        ForcePlate(sim.port_path, sim.plate) as plate,
+    ):
+        wait_until(lambda: plate.stats().frames >= 20)
+        stats = plate.stats().parser
+    assert stats.checksum_missing == 0 and stats.dropped == 0
+
+
+def test_simulated_ascii_plate_sends_the_checksum_form(wii: PlateSpec) -> None:
+    with SimulatedPlateServer(wii, rate_hz=200, seed=0, banner=False) as sim:
+        fd = os.open(sim.port_path, os.O_RDONLY | os.O_NOCTTY)
+        try:
+            data = b""
+            while data.count(b"\n") < 6:
+                data += os.read(fd, 4096)
+        finally:
+            os.close(fd)
+    for line in data.split(b"\n")[1:5]:  # whole lines (the first may be cut)
+        assert re.fullmatch(rb"\$[0-9,\-]+\*[0-9A-F]{2}", line), line
+        assert int(line[-2:], 16) == functools.reduce(operator.xor, line[1:-3], 0)
+
+
+def test_dropped_lines_are_flagged_as_events_by_reason(
+    wii: PlateSpec, pty_pair: tuple[int, str], wait_until: Callable[..., None]
+) -> None:
+    master, path = pty_pair
+    enc = AsciiLineProtocol.encode
+    bad = bytearray(enc(3, 3000, (1, 2, 3, 4)))
+    bad[5] ^= 0x01  # one flipped bit
+    lines = [enc(0, 0, (1, 2, 3, 4)), enc(1, 1000, (1, 2, 3, 4)), enc(1, 1000, (1, 2, 3, 4))]
+    lines += [enc(2, 2000, (1, 2, 3, 4)), bytes(bad), enc(4, 4000, (1, 2, 3, 4))]
+    clock = ManualClock(50.0)
+    seen: list = []
+    with ForcePlate(
+        path, wii, clock=clock, wait_for_first_frame=False, on_event=seen.append
+    ) as plate:
+        os.write(master, b"\n" + b"".join(lines))
+        wait_until(lambda: plate.stats().frames >= 4 and plate.stats().parser.dropped >= 2)
+        # The first drop is flagged at once, later ones at most once a second (of the
+        # driver's clock): a read after that second flags the rest.
+        clock.advance(1.5)
+        os.write(master, enc(5, 5000, (1, 2, 3, 4)))
+
+        def flagged() -> dict[str, int]:
+            total: dict[str, int] = {}
+            for event in list(seen):
+                if event.kind == "plate_data_rejected":
+                    for key, value in event.values.items():
+                        if key != "port":
+                            total[key] = total.get(key, 0) + int(value)
+            return total
+
+        wait_until(lambda: flagged() == {"crc_failures": 1, "out_of_order": 1})
+        wait_until(lambda: plate.stats().frames >= 5)
+        events = [e for e in plate.drain_events() if e.kind == "plate_data_rejected"]
+        frames = plate.drain()
+    assert [f.seq for f in frames] == [0, 1, 2, 4, 5]
+    assert events[0].severity == "warning" and path in events[0].message

@@ -21,6 +21,7 @@ Plate schema::
     protocol = "ascii"             # "ascii" | "binary"
     baud = 115200
     channel_map = [0, 1, 2, 3]     # wire channel of each logical channel
+    ascii_checksum = "required"    # ascii only: "required" (default) | "optional"
     [evdev]                        # optional: the plate is also a Linux input device
     name = "Nintendo Wii Remote Balance Board"   # the input device's name (--port auto)
     axes = ["ABS_HAT1X", ...]      # the kernel axis of each logical channel (cell order)
@@ -71,6 +72,10 @@ ABS_CODES: dict[str, int] = {
 }
 """Linux absolute-axis names an ``[evdev]`` table may use, with their kernel codes
 (``include/uapi/linux/input-event-codes.h``, stable ABI)."""
+#: ``[serial] ascii_checksum``: must every ASCII line carry its ``*HH`` checksum?
+#: (the same values as :data:`vrbalance.devices.protocols.ASCII_CHECKSUMS`; the
+#: config layer does not import the device layer.)
+ASCII_CHECKSUMS: tuple[str, ...] = ("required", "optional")
 DEFAULT_FOOT_TEMPLATE = "adult"
 
 
@@ -86,11 +91,18 @@ class SerialSpec:
         Baud rate in bit/s.
     channel_map : tuple of int
         For each logical channel (cell order, or Fx..Mz), its index on the wire.
+    ascii_checksum : {"required", "optional"}
+        ASCII plates: ``"required"`` drops every line without its ``*HH``
+        checksum; ``"optional"`` also accepts the old checksum-less lines (a
+        flipped bit in one of them goes unnoticed: only for firmware that
+        cannot be updated). Always ``"required"`` for a binary plate, whose
+        frames carry a CRC.
     """
 
     protocol: str
     baud: int
     channel_map: tuple[int, ...]
+    ascii_checksum: str = "required"
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,6 +289,18 @@ def load_plate(name_or_path: str | Path) -> PlateSpec:
         raise ConfigError(
             f"{ser.where} channel_map: expected distinct wire channels, got {list(channel_map)}"
         )
+    if protocol != "ascii" and "ascii_checksum" in ser:
+        raise ConfigError(
+            f"{ser.where} ascii_checksum: only an ascii plate has one "
+            f"(a {protocol} plate's frames always carry their CRC)"
+        )
+    ascii_checksum = ser.string("ascii_checksum", default="required", options=ASCII_CHECKSUMS)
+    if ascii_checksum == "optional":
+        logger.warning(
+            "%s: ascii_checksum = 'optional': lines without a checksum are accepted, "
+            "and a corrupted one goes unnoticed",
+            path,
+        )
     ser.finish()
     evdev = _load_evdev(doc.table("evdev"), n) if "evdev" in doc else None
     doc.finish()
@@ -286,7 +310,12 @@ def load_plate(name_or_path: str | Path) -> PlateSpec:
         name=name,
         kind=kind,
         geometry=geometry,
-        serial=SerialSpec(protocol=protocol, baud=baud, channel_map=channel_map),
+        serial=SerialSpec(
+            protocol=protocol,
+            baud=baud,
+            channel_map=channel_map,
+            ascii_checksum=ascii_checksum,
+        ),
         path=path,
         evdev=evdev,
     )

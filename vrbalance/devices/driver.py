@@ -29,6 +29,7 @@ from __future__ import annotations
 import enum
 import errno
 import logging
+import math
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -47,6 +48,20 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BACKOFF_S: tuple[float, ...] = (0.05, 0.1, 0.2, 0.25)
 """Reconnect waits; the last repeats. Capped at 0.25 s so a replug resumes in < 1 s."""
+#: Shortest time between two ``plate_data_rejected`` events, in s.
+REJECTED_EVENT_INTERVAL_S = 1.0
+#: How often the reader looks at the parser's drop counts, in s (a first drop is
+#: flagged within this time).
+REJECTED_CHECK_INTERVAL_S = 0.1
+#: The :class:`ParserStats` fields that count a dropped line or frame, by reason.
+_REJECT_REASONS: tuple[str, ...] = (
+    "crc_failures",
+    "malformed",
+    "checksum_missing",
+    "overlong_lines",
+    "out_of_order",
+    "time_reversed",
+)
 
 EventHook = Callable[[Event], None]
 FramesHook = Callable[[Sequence[PlateFrame], float], None]
@@ -234,6 +249,9 @@ class ForcePlate:
         self._io_errors = 0
         self._parse_errors = 0
         self._reconnects = 0
+        self._reported = ParserStats()  # parser totals at the last plate_data_rejected
+        self._reported_t_s = -math.inf
+        self._next_check_s = -math.inf
         self._was_lost = False
         self._lost_since_s: float | None = None
         self._connect_t_s = 0.0
@@ -347,6 +365,15 @@ class ForcePlate:
                 f"no data from serial port {self.port!r} within {timeout:g} s "
                 f"({tried}): is the plate powered and streaming?"
             )
+        if stats.checksum_missing and not stats.frames:
+            where = getattr(self.plate, "path", None) or "the plate's file"
+            return ProtocolError(
+                f"serial port {self.port!r} sends ASCII lines without the *HH checksum "
+                f"({stats.checksum_missing} lines in {timeout:g} s); they are dropped because "
+                "a flipped bit in one would go unnoticed: update the plate's firmware "
+                f'(docs/serial-protocols.md), or set ascii_checksum = "optional" in [serial] '
+                f"of {where}"
+            )
         return ProtocolError(
             f"bytes but no valid frame from serial port {self.port!r} within {timeout:g} s: "
             f"wrong baud rate or protocol? ({tried}; saw {stats.bytes_received} bytes, "
@@ -390,7 +417,9 @@ class ForcePlate:
     # -- transport hooks: a subclass reading another kind of port overrides these ----
     def _make_protocol(self, n_channels: int) -> Any:
         """The parser for this port's bytes (``ascii`` or ``binary`` serial frames)."""
-        return make_protocol(self.protocol_name, n_channels)
+        return make_protocol(
+            self.protocol_name, n_channels, ascii_checksum=self.plate.serial.ascii_checksum
+        )
 
     def _open_port(self) -> Any:
         """Open the port (raising :class:`DeviceError` naming it); the reader owns the result."""
@@ -476,6 +505,7 @@ class ForcePlate:
             if data:
                 try:
                     frames = [convert(raw) for raw in parse(data, now_s)]
+                    self._flag_rejected(now_s)
                     if frames:
                         self._push(frames, now_s)
                         continue
@@ -490,6 +520,35 @@ class ForcePlate:
                     )
                     continue
             self._check_timeouts(now_s)
+
+    def _flag_rejected(self, now_s: float) -> None:
+        """Flag dropped lines/frames as a ``plate_data_rejected`` event (at most 1/s).
+
+        The parser counts every drop by reason; the event carries the counts
+        since the previous one, so a recording shows when a cable got noisy or
+        the plate repeated or reordered frames, not only a total at the end.
+        """
+        if now_s < self._next_check_s or now_s - self._reported_t_s < REJECTED_EVENT_INTERVAL_S:
+            return
+        self._next_check_s = now_s + REJECTED_CHECK_INTERVAL_S  # keeps 1 kHz reads cheap
+        stats = self._protocol.stats()
+        if stats.dropped == self._reported.dropped:
+            return
+        last = self._reported
+        counts = {
+            name: getattr(stats, name) - getattr(last, name)
+            for name in _REJECT_REASONS
+            if getattr(stats, name) != getattr(last, name)
+        }
+        self._reported = stats
+        self._reported_t_s = now_s
+        what = ", ".join(f"{n} {name.replace('_', ' ')}" for name, n in counts.items())
+        self._emit(
+            "plate_data_rejected",
+            f"plate on {self.port}: dropped {what}",
+            "warning",
+            **counts,
+        )
 
     def _push(self, frames: list[PlateFrame], now_s: float) -> None:
         """Into the ring buffer (oldest dropped and counted when full), then the hook."""

@@ -40,7 +40,7 @@ from typing import Any, Self
 
 from vrbalance.clock import Clock, MonotonicClock
 from vrbalance.devices.calibration import Calibration, load_calibration
-from vrbalance.devices.protocols import PROTOCOLS, encode_frame
+from vrbalance.devices.protocols import PROTOCOLS, AsciiLineProtocol, encode_frame
 from vrbalance.devices.simulator import (
     SERVER_EVENTS,
     PersonParams,
@@ -115,6 +115,10 @@ class SimulatedPlateServer:
         Paces the frames (default the monotonic clock).
     banner : bool
         Print a boot banner first (ASCII only), as DIY boards do.
+    ascii_checksum : bool
+        ASCII lines end with their ``*HH`` checksum (the default, what the
+        driver requires); False sends the old checksum-less lines of firmware
+        that predates it (for a plate file with ``ascii_checksum = "optional"``).
     on_write : callable, optional
         ``on_write(first_seq, n_frames, t_s)`` after each successful write,
         ``t_s`` being the clock just before the write began.
@@ -135,6 +139,7 @@ class SimulatedPlateServer:
         clock: Clock | None = None,
         banner: bool = True,
         on_write: WriteHook | None = None,
+        ascii_checksum: bool = True,
     ) -> None:
         if plate is not None and plate_id is not None:
             raise ValueError(f"give plate or plate_id, not both (got {plate!r} and {plate_id!r})")
@@ -159,6 +164,7 @@ class SimulatedPlateServer:
         )
         self._clock = clock or MonotonicClock()
         self._banner = banner and self.protocol == "ascii"
+        self._legacy_ascii = self.protocol == "ascii" and not ascii_checksum
         self._on_write = on_write
         self._server_events = [e for e in self.script if e.kind in SERVER_EVENTS]
         self._dir = Path(tempfile.mkdtemp(prefix="vrbalance-plate-"))
@@ -316,7 +322,12 @@ class SimulatedPlateServer:
                 for _ in range(min(due - k, 100)):
                     counts = self.signal.next_counts()
                     t_us = round(self.seq * period_s * 1e6)
-                    chunk.append(encode_frame(self.protocol, self.seq, t_us, counts))
+                    if self._legacy_ascii:
+                        chunk.append(
+                            AsciiLineProtocol.encode(self.seq, t_us, counts, checksum=False)
+                        )
+                    else:
+                        chunk.append(encode_frame(self.protocol, self.seq, t_us, counts))
                     self.seq += 1
                 k += len(chunk)
                 stalled = self._stalled_until_s is not None and now_s < self._stalled_until_s
