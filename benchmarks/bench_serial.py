@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/bench_serial.py           # 60 s of 1 kHz binary frames + parsers
     python benchmarks/bench_serial.py --quick   # 3 s, smoke test
+    python benchmarks/bench_serial.py --parsers-only   # only the parser table
 
 1. **Streaming.** :class:`SimulatedPlateServer` (the same code the demo uses:
    standing-person simulation, inverse calibration, binary six-channel frames
@@ -306,9 +307,19 @@ def bench_reconnect(cycles: int) -> list[float]:
     return times_s
 
 
+def _print_parsers(n_frames: int, repeats: int) -> None:
+    print(f"| parser ({n_frames:,} frames, median of {repeats}) | frames/s | min | x real time |")
+    print("|---|---|---|---|")
+    for name, median, low in bench_parsers(n_frames, repeats):
+        print(f"| {name} | {median:,.0f} | {low:,.0f} | {median / 1000:,.0f}x |")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 s of streaming, smaller parse")
+    parser.add_argument(
+        "--parsers-only", action="store_true", help="only the parser throughput table (2.)"
+    )
     args = parser.parse_args(argv)
     seconds = 3.0 if args.quick else 60.0
     n_frames, repeats = (20_000, 3) if args.quick else (200_000, 5)
@@ -318,6 +329,10 @@ def main(argv: list[str] | None = None) -> int:
         f"Python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs, "
         f"load average before {os.getloadavg()[0]:.2f}\n"
     )
+    if args.parsers_only:
+        _print_parsers(n_frames, repeats)
+        print(f"\nload average after {os.getloadavg()[0]:.2f}")
+        return 0
     runs = [
         ("plate in another process", bench_stream(seconds, mode="process")),
         ("plate in this process (demo)", bench_stream(seconds, mode="thread")),
@@ -341,10 +356,7 @@ def main(argv: list[str] | None = None) -> int:
         cells = " | ".join(fmt.format(**s) for _, s in runs)
         print(f"| {label} | {cells} | {target} |")
     print()
-    print(f"| parser ({n_frames:,} frames, median of {repeats}) | frames/s | min | x real time |")
-    print("|---|---|---|---|")
-    for name, median, low in bench_parsers(n_frames, repeats):
-        print(f"| {name} | {median:,.0f} | {low:,.0f} | {median / 1000:,.0f}x |")
+    _print_parsers(n_frames, repeats)
     reconnect_s = bench_reconnect(3 if args.quick else 20)
     print()
     print(f"| replug -> streaming ({len(reconnect_s)} unplugs) | median | max | target |")
