@@ -89,7 +89,7 @@ def stop_console(console: ConsoleProcess) -> None:
 
 @pytest.fixture(scope="session")
 def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleProcess]:
-    c = start_console(tmp_path_factory.mktemp("console") / "data", "--seconds-scale", "0.3")
+    c = start_console(tmp_path_factory.mktemp("console") / "data", "--seconds-scale", "1")
     try:
         yield c
     finally:

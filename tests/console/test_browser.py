@@ -123,20 +123,21 @@ def test_therapist_adds_a_patient_edits_the_envelope_and_stops_a_live_session(
     assert "Stand still and relaxed" in _text(d, "live-gate")
     _click(d, "ctl-start")
 
-    # -- the live plot updates (CoP over the base of support, >= 20 Hz refresh)
-    _wait(d, lambda d: _plot_updates(d) >= 3 and "CoP (" in _text(d, "plot-info"), "the plot")
+    # -- the live plot updates (CoP over the base of support, >= 20 Hz refresh); pause at
+    # once (trial time stops, the live picture does not), look, come back, resume
+    _wait(d, lambda d: _plot_updates(d) >= 1 and "CoP (" in _text(d, "plot-info"), "the plot")
+    _click(d, "ctl-pause")
+    _wait(d, lambda d: "(paused)" in _text(d, "live-banner"), "paused")
     first = _plot_updates(d)
     _wait(d, lambda d: _plot_updates(d) >= first + 5, "more plot updates")
     assert "Margin of stability:" in _text(d, "live-margin")
     # The browser goes away and comes back: it sees the running session again.
+    live_url = d.current_url
     d.get("about:blank")
-    d.back()
+    d.get(live_url)
     _wait(d, lambda d: _plot_updates(d) >= 3, "the plot after coming back")
     assert "Trial 1: Baseline" in _text(d, "live-trial")
-
-    # -- pause and resume, then the emergency stop
-    _click(d, "ctl-pause")
-    _wait(d, lambda d: "(paused)" in _text(d, "live-banner"), "paused")
+    assert "(paused)" in _text(d, "live-banner")
     _click(d, "ctl-resume")
     _wait(d, lambda d: "(paused)" not in _text(d, "live-banner"), "resumed")
     _click(d, "ctl-emergency-stop")
