@@ -295,11 +295,23 @@ def test_no_trial_starts_with_a_stale_plate(
 ) -> None:
     """A 100 Hz plate under the 250 Hz loop sends nothing in most ticks: the first
     judged tick must still see a frame, or every other trial would open calm."""
-    result = run_session([quiet(f"q{i}", 0.5) for i in range(4)], seconds_scale=0.1)
+    # The default time scale: 0.3 s rests between trials (the rest is not what is tested).
+    result = run_session([quiet(f"q{i}", 0.5) for i in range(4)])
     events = read_rows(result.folder / "events.csv")
     assert [e["kind"] for e in events].count("inputs_streaming") == 4
-    stale = [e for e in events if e["kind"] in ("plate_stale", "calm")]
-    assert stale == []
+    # The first judged tick of every trial has a fresh frame. (Later ticks may go
+    # stale when this shared machine starves the plate's thread for 50 ms: that
+    # is the monitor doing its job, not the start gate's failure.)
+    first: dict[str, str] = {}
+    for row in read_rows(result.folder / "state.csv"):
+        first.setdefault(row["trial"], row["t_s"])
+    assert len(first) == 4
+    stale_at_start = [
+        e
+        for e in events
+        if e["kind"] in ("plate_stale", "calm") and e["t_s"] == first.get(e["trial"])
+    ]
+    assert stale_at_start == []
 
 
 def test_every_shipped_protocol_is_checked_against_the_default_envelope() -> None:
