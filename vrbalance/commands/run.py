@@ -212,7 +212,13 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_render:
         from vrbalance.sessions.world import open_world
 
-        world = open_world(offscreen=args.offscreen, xr=xr, clock=clock, **xr_world_options(xr))
+        world = open_world(
+            offscreen=args.offscreen,
+            xr=xr,
+            clock=clock,
+            own_process=True,  # the renderer never holds the loop's GIL (docs/integration.md)
+            **xr_world_options(xr),
+        )
     session_id, folder = new_session_folder(sessions_root(), args.patient, protocol.name)
     total = protocol.duration_s
     print(

@@ -29,6 +29,7 @@ database is unavailable the session is kept and can be imported later.
 from __future__ import annotations
 
 import enum
+import gc
 import logging
 import math
 import queue
@@ -320,7 +321,14 @@ class SimulatedDevices:
     """
 
     def __init__(
-        self, plate_id: str, body: Any, clock: Clock, *, seed: int, extra_script: str = ""
+        self,
+        plate_id: str,
+        body: Any,
+        clock: Clock,
+        *,
+        seed: int,
+        extra_script: str = "",
+        plate_process: bool | None = None,
     ) -> None:
         from vrbalance.config.plates import load_plate
         from vrbalance.devices.calibration import find_calibration
@@ -341,6 +349,8 @@ class SimulatedDevices:
         self._extra = extra_script
         self._server: Any = None
         self._driver: Any = None
+        self._process: Any = None
+        self.plate_process = _use_plate_process(clock, plate_process)
 
     def open_trial(self, index: int, trial: Trial) -> tuple[PlateSource | None, HeadSource]:
         from vrbalance.balance.stance import make_stance
@@ -365,6 +375,23 @@ class SimulatedDevices:
             noise_torque_nm=sim_noise_torque_nm(trial.stance, trial.eyes, trial.surface),
         )
         script = trial_script(trial, person.com_height_m, self._extra)
+        if self.plate_process:
+            # The simulated plate is another device: simulate and read it in the
+            # plate process, away from this process's GIL (docs/integration.md).
+            if self._process is None:
+                from vrbalance.devices.plate_process import PlateProcess
+
+                self._process = PlateProcess().start()
+            shared, person_view = self._process.open_simulated(
+                self.plate_id,
+                person,
+                script=script,
+                seed=self._seed + index,
+                calibration=self.calibration,
+            )
+            self._driver = shared
+            signal = type("_Signal", (), {"person": person_view})()
+            return shared, SimulatedHead(signal, self._body, self._clock, ankle)
         self._server = SimulatedPlateServer(
             self.plate, script=script, seed=self._seed + index, clock=self._clock, person=person
         ).start()
@@ -388,13 +415,36 @@ class SimulatedDevices:
 
     def close(self) -> None:
         self.close_trial()
+        if self._process is not None:
+            self._process.close()
+            self._process = None
+
+
+def _use_plate_process(clock: Clock, wanted: bool | None) -> bool:
+    """Whether to read the plate in its own process (the default on the monotonic clock).
+
+    The plate process stamps frames on ``CLOCK_MONOTONIC``; only a session on
+    :class:`~vrbalance.clock.MonotonicClock` shares that timebase (a test's
+    manual clock keeps the plate in this process).
+    """
+    from vrbalance.clock import MonotonicClock
+
+    if wanted is None:
+        return type(clock) is MonotonicClock
+    if wanted and type(clock) is not MonotonicClock:
+        raise ConfigError(
+            f"plate_process=True needs the session on MonotonicClock, got {type(clock).__name__}"
+        )
+    return bool(wanted)
 
 
 class SerialDevices:
     """A real plate for the whole session: serial, or an input device such as the Wii
     Balance Board (``--port /dev/input/eventN`` or ``auto``); no headset pose yet."""
 
-    def __init__(self, plate_id: str, port: str, clock: Clock) -> None:
+    def __init__(
+        self, plate_id: str, port: str, clock: Clock, *, plate_process: bool | None = None
+    ) -> None:
         from vrbalance.config.plates import load_plate
         from vrbalance.devices.calibration import find_calibration
         from vrbalance.devices.discovery import is_input_port
@@ -408,14 +458,29 @@ class SerialDevices:
         self._port = port
         self._clock = clock
         self._driver: Any = None
+        self._process: Any = None
+        self.plate_process = _use_plate_process(clock, plate_process)
 
     def open_trial(self, index: int, trial: Trial) -> tuple[PlateSource | None, HeadSource | None]:
         from vrbalance.devices.evdev_plate import open_plate
 
         if self._driver is None:  # a serial port, or an input device (/dev/input/..., auto)
-            self._driver = open_plate(
-                self.plate, self._port, calibration=self.calibration, clock=self._clock
-            )
+            if self.plate_process:  # read away from this process's GIL (docs/integration.md)
+                from vrbalance.devices.plate_process import PlateProcess
+
+                self._process = PlateProcess().start()
+                try:
+                    self._driver = self._process.open_serial(
+                        self.plate_id, self._port, calibration=self.calibration
+                    )
+                except VrBalanceError:
+                    self._process.close()
+                    self._process = None
+                    raise
+            else:
+                self._driver = open_plate(
+                    self.plate, self._port, calibration=self.calibration, clock=self._clock
+                )
         if not trial.plate:
             return None, None  # head only (the tandem walk): the plate stays open, unread
         return self._driver, None
@@ -427,6 +492,9 @@ class SerialDevices:
         if self._driver is not None:
             self._driver.close()
             self._driver = None
+        if self._process is not None:
+            self._process.close()
+            self._process = None
 
 
 class NullWorld:
@@ -950,15 +1018,16 @@ class SessionRunner:
         self.world.begin_trial(trial, level)
         loop_ref: list[Any] = []
         step = self._make_step(run, estimator, monitor, recorder, plate, head, loop_ref)
-        # Rendering in this thread: tune the loop thread as docs/realtime.md recommends
-        # (refusals, e.g. SCHED_FIFO without privilege, are logged, not raised).
+        # Tune the loop thread as docs/realtime.md recommends, rendering or not: on a
+        # busy machine an untuned loop skips deadlines even alone (refusals, e.g.
+        # SCHED_FIFO without privilege, are logged, not raised).
         rendering = not isinstance(self.world, NullWorld)
         loop = FixedRateLoop(
             step,
             rate_hz=self.rate_hz,
             clock=self.clock,
             name=f"balance-loop:{index}",
-            **(RECOMMENDED_TUNING if rendering else {}),  # type: ignore[arg-type]
+            **RECOMMENDED_TUNING,  # type: ignore[arg-type]
         )
         loop_ref.append(loop)
         recorder.event(
@@ -984,6 +1053,11 @@ class SessionRunner:
             if not rendering:
                 loop.run()
             else:
+                # Objects alive now (scenes, the world, modules) are not garbage:
+                # park them out of the collector's reach, so a full collection
+                # scans only what this trial allocates (it held the GIL for
+                # ~50 ms over the whole heap and starved the loop thread).
+                gc.freeze()
                 loop.start()
                 # A headset paces frames itself (xrWaitFrame): draw as often as it lets us.
                 paced = bool(getattr(self.world, "paced", False))

@@ -287,7 +287,22 @@ class SessionWorld:
 
 
 def open_world(
-    *, offscreen: bool, xr: bool = False, clock: Any = None, **options: Any
-) -> SessionWorld:
-    """Open the session's world (offscreen for CI, a window on a desktop, or the headset)."""
+    *,
+    offscreen: bool,
+    xr: bool = False,
+    clock: Any = None,
+    own_process: bool = False,
+    **options: Any,
+) -> Any:
+    """Open the session's world (offscreen for CI, a window on a desktop, or the headset).
+
+    With ``own_process`` (offscreen or window, not the headset) the world is
+    drawn in a render process (:class:`~vrbalance.sessions.render_process.
+    RenderProcess`), away from the balance loop's GIL; the headset stays in
+    this process, where the loop locates its head pose at the loop's rate.
+    """
+    if own_process and not xr and not options:
+        from vrbalance.sessions.render_process import RenderProcess
+
+        return RenderProcess(offscreen=offscreen)
     return SessionWorld(offscreen=offscreen, xr=xr, clock=clock, **options)
