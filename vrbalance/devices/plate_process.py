@@ -335,7 +335,7 @@ class PlateProcess:
         ``open`` would.
         """
         self._require_started()
-        self.ring.skip_to_end()
+        self._fresh_start()
         port = self._call(
             "open",
             {
@@ -346,16 +346,24 @@ class PlateProcess:
                 "calibration": calibration,
             },
         )
-        self.poll_events()  # keep the opening's events for the trial's first tick
         return SharedPlate(self, port), SharedPerson(self.ring, person)
 
     def open_serial(self, plate_id: str, port: str, *, calibration: Any = None) -> SharedPlate:
         """Open the plate on ``port`` (serial or input device) in the child; waits for
         its first frame. ``calibration``: the session's (default: the plate's own)."""
         self._require_started()
-        self.ring.skip_to_end()
+        self._fresh_start()
         self._call("open", {"plate_id": plate_id, "port": port, "calibration": calibration})
         return SharedPlate(self, port)
+
+    def _fresh_start(self) -> None:
+        """Forget the previous plate's frames and events (as a new driver would).
+
+        The opening's own events (``plate_connecting``, ``plate_streaming``) are
+        sent before the child answers ``open``, so they stay for the trial.
+        """
+        self.ring.skip_to_end()
+        self.poll_events()
 
     def close_plate(self) -> None:
         """Close the plate (and simulated server) in the child; the child stays."""
