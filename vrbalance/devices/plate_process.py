@@ -27,6 +27,7 @@ events cross on a second pipe as dicts and become :class:`Event` again.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import multiprocessing
 import sys
@@ -168,6 +169,10 @@ def _child_main(commands: Connection, events: Connection, ring_name: str) -> Non
                         hooks["calibration"] = calibration
                     driver = open_plate(plate, port, clock=clock, **hooks)
                     driver.drain()  # frames of the opening are already in the ring
+                    # What exists now (modules, the simulation, the driver) lives
+                    # until the trial ends: out of the collector's sweeps, so that a
+                    # full collection cannot hold this process's GIL for tens of ms.
+                    gc.freeze()
                     ring.set_state(_STATES.index(driver.state))
                     commands.send(("ok", str(port)))
                     continue
