@@ -118,3 +118,31 @@ def test_sequence_files_are_checked(tmp_path) -> None:  # type: ignore[no-untype
         read_sequence(path)
     with pytest.raises(ConfigError, match="unknown tai chi sequence 'nope'; shipped: single_leg"):
         load_sequence("nope")
+
+
+def test_a_head_only_leg_raise_trial_gets_the_simulated_persons_head_and_no_plate() -> None:
+    from vrbalance.balance.geometry import Body
+    from vrbalance.clock import MonotonicClock
+    from vrbalance.sessions.protocol import load_protocol
+    from vrbalance.sessions.runner import SimulatedDevices
+
+    clock = MonotonicClock()
+    devices = SimulatedDevices("wii-balance-board", Body(height_m=1.7), clock, seed=2)
+    trial = load_protocol("leg_raises", with_baseline=False, seconds_scale=0.1).trials[0]
+    trial = replace(trial, plate=False, level=1)
+    try:
+        plate, head = devices.open_trial(0, trial)
+        assert plate is None and head is not None
+        # The first raise (left leg up: the body over the right foot) starts 0.6 s
+        # in and takes 1.2 s: poll the head until it has moved right, or give up.
+        start = head.pose_at(clock.now_s())
+        deadline = clock.now_s() + 15.0
+        moved = 0.0
+        while clock.now_s() < deadline and moved < 0.05:
+            pose = head.pose_at(clock.now_s())
+            if pose is not None and start is not None:
+                moved = pose.position_m[0] - start.position_m[0]
+            clock.sleep_s(0.02)
+        assert moved >= 0.05
+    finally:
+        devices.close()

@@ -360,7 +360,7 @@ class SimulatedDevices:
         from vrbalance.devices.simulator import PersonParams
         from vrbalance.sessions.sim import SIM_COP_AHEAD_OF_ANKLE_M, sim_noise_torque_nm
 
-        if not trial.plate:  # head only (the tandem walk): the simulated walker
+        if trial.task == "tandem_walk":  # head only: the simulated walker
             from vrbalance.exercises.sim import walker_for
 
             eye_m = float(self._body.eye_height_m)
@@ -403,7 +403,9 @@ class SimulatedDevices:
             self._server.stop()
             raise
         head = SimulatedHead(self._server.signal, self._body, self._clock, ankle)
-        return self._driver, head
+        # A head-only trial (plate = false) sees the same simulated person's head;
+        # the plate keeps streaming into its bounded buffer, unread.
+        return (self._driver if trial.plate else None), head
 
     def close_trial(self) -> None:
         if self._driver is not None:
