@@ -141,6 +141,8 @@ class SessionWorld:
         self._sway_ref = False
         self._trial: Trial | None = None
         self._trial_t0_s: float | None = None
+        self._last_head_y: float | None = None
+        self._heading_back = False
         self._last_t_s: float | None = None
         self.frames = 0
 
@@ -243,7 +245,9 @@ class SessionWorld:
     def frame(self, state: BalanceState | None, calm: bool, surround_pitch_rad: float) -> None:
         app = self.app
         if state is not None and state.head_position_m is not None:
-            self._head.pose = HeadPose(None, state.t_s, state.head_position_m)
+            self._head.pose = HeadPose(
+                None, state.t_s, state.head_position_m, self._gaze(state.head_position_m)
+            )
         self._state.state = state
         if calm and not self._calm:
             app.calm()
@@ -272,8 +276,30 @@ class SessionWorld:
         if self.app.scene_root is not None:
             self.app.set_level(level)
 
+    def _gaze(self, position_m: tuple[float, float, float]) -> tuple[float, float, float, float]:
+        """The desktop camera's orientation (quaternion x, y, z, w) for an exercise scene.
+
+        The recorded state holds the head's position only. A walking scene asks
+        the camera to look down at the line (``session_gaze_pitch_deg``) and to
+        face the way the head moves along it (out along +y, back along -y), as a
+        walker does; other scenes look straight ahead. A headset's own
+        orientation is never replaced (its head source drives the camera).
+        """
+        scene = self.app.scene
+        pitch = math.radians(getattr(scene, "session_gaze_pitch_deg", 0.0))
+        if getattr(scene, "session_faces_walking", False) and self._last_head_y is not None:
+            dy = position_m[1] - self._last_head_y
+            if abs(dy) > 1e-3:
+                self._heading_back = dy < 0
+        self._last_head_y = position_m[1]
+        s, c = math.sin(pitch / 2), math.cos(pitch / 2)
+        # Yaw 180 deg about z, then pitch about x: (0, s, c, 0); pitch alone: (s, 0, 0, c).
+        return (0.0, s, c, 0.0) if self._heading_back else (s, 0.0, 0.0, c)
+
     def end_trial(self) -> None:
         self._last_t_s = None
+        self._last_head_y = None
+        self._heading_back = False
 
     def screenshot(self, path: Any) -> Any:
         return self.app.screenshot(path)

@@ -113,6 +113,10 @@ class TandemWalkScene(_ExerciseParkScene):
     """The heel-to-toe line (see module docstring)."""
 
     default_gaze_pitch_deg = -28.0
+    #: The desktop camera of a session looks down at the line and faces the way
+    #: the walker goes, as a walker does (a headset's own pose is never replaced).
+    session_gaze_pitch_deg = -22.0
+    session_faces_walking = True
 
     def __init__(self) -> None:
         super().__init__()
