@@ -18,6 +18,7 @@ from typing import Any
 import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from vrbalance.sessions.recorder import column, read_rows, read_sidecar
 from vrbalance.sessions.summary import trial_rows
@@ -265,6 +266,7 @@ def difficulty_timeline(data: SessionData) -> bytes:
         seen.add(label)
     ax.set_xlabel("time from session start (s)")
     ax.set_ylabel("difficulty level")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # levels are whole numbers
     if data.t_s.size:
         ax.set_ylim(bottom=0)
     else:

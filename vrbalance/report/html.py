@@ -464,7 +464,7 @@ def _events(data: figures.SessionData) -> str:
                 html.escape(ev["message"]),
             ]
         )
-    return _table(["t (s)", "Trial", "Source", "Kind", "Message"], rows, left=0)
+    return _table(["t (s)", "Trial", "Source", "Kind", "Message"], rows, left=5)
 
 
 def measures_from_html(text: str) -> list[Measure]:
