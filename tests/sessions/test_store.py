@@ -7,6 +7,7 @@ schema of the temporary PostgreSQL server started by ``tests/conftest.py``.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import stat
 from pathlib import Path
@@ -282,3 +283,16 @@ def test_filed_session_holds_events_and_the_exact_recording(
         assert (out / p.name).read_bytes() == p.read_bytes()
         assert stat.S_IMODE((out / p.name).stat().st_mode) == 0o600
     assert stat.S_IMODE(out.stat().st_mode) == 0o700
+
+
+def test_a_folder_is_refused_and_existing_folders_keep_their_mode(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    os.chmod(shared, 0o755)
+    with pytest.raises(StoreError, match=rf"^{shared}: is a folder, not a database file"):
+        Store(shared)
+    Store(shared / "v.sqlite3").close()  # a new file in an existing folder
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o755  # the folder is not the store's to chmod
+    with pytest.raises(StoreError, match=r"no such database file"):
+        Store(tmp_path / "missing.sqlite3", create=False)
+    assert not (tmp_path / "missing.sqlite3").exists()

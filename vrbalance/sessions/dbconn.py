@@ -199,17 +199,30 @@ class SqliteConnection(Connection):
 
     dialect = "sqlite"
 
-    def __init__(self, path: str | os.PathLike[str], *, timeout_s: float) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, timeout_s: float, create: bool = True
+    ) -> None:
         from vrbalance.sessions.recorder import FILE_MODE, make_private_dir
 
         self.path = Path(path)
         self.where = str(self.path)
         self.timeout_s = float(timeout_s)
-        make_private_dir(self.path.parent)
+        if self.path.is_dir():
+            # Never chmod or open a folder as the database (``--db /tmp`` as root
+            # once made /tmp 0600 and / 0700 for everybody).
+            raise StoreError(f"{self.where}: is a folder, not a database file; give a file path")
         if not self.path.exists():
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+            if not create:
+                raise StoreError(f"{self.where}: no such database file")
+            if not self.path.parent.exists():
+                make_private_dir(self.path.parent)  # only the folders it creates become 0700
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+            except OSError as exc:
+                raise StoreError(f"{self.where}: cannot create the database: {exc}") from None
             os.close(fd)
-        os.chmod(self.path, FILE_MODE)
+        elif self.path.is_file():
+            os.chmod(self.path, FILE_MODE)  # patient data: owner only, whatever made it
         try:
             # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE below).
             self._db = sqlite3.connect(self.path, timeout=self.timeout_s, isolation_level=None)
@@ -410,8 +423,14 @@ class PostgresConnection(Connection):
             db.close()
 
 
-def connect(target: str | os.PathLike[str], *, timeout_s: float = 5.0) -> Connection:
-    """Open ``target``: a ``postgresql://`` URL (server) or an SQLite file path."""
+def connect(
+    target: str | os.PathLike[str], *, timeout_s: float = 5.0, create: bool = True
+) -> Connection:
+    """Open ``target``: a ``postgresql://`` URL (server) or an SQLite file path.
+
+    ``create=False`` refuses a missing SQLite file instead of creating it (a
+    server's database is never created here).
+    """
     if is_server(target):
         return PostgresConnection(str(target).strip(), timeout_s=timeout_s)
-    return SqliteConnection(target, timeout_s=timeout_s)
+    return SqliteConnection(target, timeout_s=timeout_s, create=create)

@@ -251,6 +251,8 @@ class Store:
     check_schema : bool
         ``False`` opens the database whatever its schema, for
         ``vrbalance db migrate`` and ``db info`` (which then report on it).
+    create : bool
+        Create a missing SQLite file (default); ``False`` makes it an error.
 
     Raises
     ------
@@ -267,9 +269,10 @@ class Store:
         timeout_s: float = 5.0,
         migrate: bool = True,
         check_schema: bool = True,
+        create: bool = True,
     ) -> None:
         self.timeout_s = float(timeout_s)
-        self.conn: Connection = connect(target, timeout_s=timeout_s)
+        self.conn: Connection = connect(target, timeout_s=timeout_s, create=create)
         self.where = self.conn.where
         self.path = self.conn.path
         self.dialect = self.conn.dialect
