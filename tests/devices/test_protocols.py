@@ -483,3 +483,38 @@ def test_fuzz_no_corrupted_frame_is_ever_accepted(
     assert stats.frames == len(frames)
     assert stats.frames + stats.dropped + stats.banner_lines <= len(sent) + len(touched)
     assert stats.bytes_discarded <= len(stream)
+
+
+@st.composite
+def _disordered_ascii_stream(draw: st.DrawFn) -> tuple[str, bytes, list[int]]:
+    """Checksum and old lines, repeats, steps back, restarts and garbage, with cuts."""
+    checksum = draw(st.sampled_from(["required", "optional"]))
+    seq, t_us = draw(st.integers(0, 2**32 - 1)), draw(st.integers(0, 2**32 - 1))
+    pieces = []
+    for _ in range(draw(st.integers(1, 30))):
+        step = draw(st.sampled_from([1, 1, 1, 2, 0, -1, -5, 70_000]))
+        seq, t_us = (seq + step) % 2**32, (t_us + draw(st.sampled_from([1000, -1000]))) % 2**32
+        old = checksum == "optional" and draw(st.booleans())
+        pieces.append(AsciiLineProtocol.encode(seq, t_us, (1, -2, 3, seq % 7), checksum=not old))
+        if draw(st.integers(0, 5)) == 0:
+            pieces.append(draw(st.binary(max_size=90)))
+    stream = b"".join(pieces)
+    cuts = sorted(draw(st.lists(st.integers(0, len(stream)), max_size=12)))
+    return checksum, stream, cuts
+
+
+@settings(max_examples=150, deadline=None)
+@given(_disordered_ascii_stream())
+def test_any_chunking_gives_the_same_frames_and_counts(case: tuple[str, bytes, list[int]]) -> None:
+    checksum, stream, cuts = case
+    whole = AsciiLineProtocol(4, checksum=checksum)
+    expected = whole.feed(stream, 0.0)
+    proto = AsciiLineProtocol(4, checksum=checksum)
+    frames = []
+    for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True):
+        frames += proto.feed(stream[a:b], 0.0)
+    assert frames == expected
+    assert proto.stats() == whole.stats()
+    seqs = [f.seq for f in frames]
+    assert len(seqs) == len(set(seqs)) or proto.stats().restarts > 0  # no repeat delivered
+    assert proto.stats().bytes_discarded <= len(stream)
