@@ -77,7 +77,7 @@ def test_seconds_scale_shortens_every_duration() -> None:
         [0.1 * t.duration_s for t in full.trials]
     )
     assert quick.trials[-1].target_time_s == pytest.approx(0.8)
-    with pytest.raises(ConfigError, match=r"--seconds-scale: expected a value in \(0, 1\]"):
+    with pytest.raises(ConfigError, match=r"--seconds-scale: expected a value in \[0.001, 1\]"):
         load_protocol("baseline", seconds_scale=0.0)
 
 
