@@ -22,6 +22,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from vrbalance.balance.geometry import STANDARD_GRAVITY_MPS2
 from vrbalance.samples import PlateFrame
 
 __all__ = ["LOAD_TOLERANCE", "STANDARD_GRAVITY_MPS2", "LoadCheck", "check_load", "vertical_load_n"]
@@ -37,8 +38,6 @@ __all__ = ["LOAD_TOLERANCE", "STANDARD_GRAVITY_MPS2", "LoadCheck", "check_load",
 #: the plate (about half the weight) fails.
 LOAD_TOLERANCE = 0.15
 
-#: Standard gravity, m/s² (weight = mass x g).
-STANDARD_GRAVITY_MPS2 = 9.80665
 
 
 def vertical_load_n(frame: PlateFrame) -> float:
