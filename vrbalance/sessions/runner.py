@@ -1112,7 +1112,7 @@ class SessionRunner:
         if stats.skipped:
             log.warning(
                 "trial %d: the balance loop skipped %d of %d deadlines (machine busy?)",
-                index,
+                index + 1,  # as the console numbers trials ([1], [2]...)
                 stats.skipped,
                 stats.ticks + stats.skipped,
             )
@@ -1309,7 +1309,7 @@ class SessionRunner:
             load = run.load_check
             if t_s - t_connect > timeout_s and inputs_ok and load is not None:
                 message = f"trial not started: {load.message}"
-                log.warning("trial %d not started: %s", idx, load.message)
+                log.warning("trial %d not started: %s", idx + 1, load.message)
                 recorder.event(
                     idx,
                     Event(
@@ -1341,7 +1341,7 @@ class SessionRunner:
                 message = f"no {', '.join(missing)} within {timeout_s:g} s"
                 if not head_ok and run.untracked_head:
                     message += f" ({UNTRACKED_HEAD_HINT})"
-                log.warning("trial %d not started: %s", idx, message)
+                log.warning("trial %d not started: %s", idx + 1, message)
                 recorder.event(
                     idx,
                     Event(
