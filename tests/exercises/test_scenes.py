@@ -82,3 +82,24 @@ def test_walking_line_walker_signpost_and_coach(tmp_path: Path) -> None:
     # The coach's white top is in the middle of the picture.
     middle = pixels[SIZE_PX[1] // 3 : 2 * SIZE_PX[1] // 3, SIZE_PX[0] // 3 : 2 * SIZE_PX[0] // 3]
     assert (middle.min(axis=2) > 200).mean() > 0.02
+
+
+@pytest.mark.slow
+@pytest.mark.render
+def test_demo_shows_the_simulated_person_walking_the_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from vrbalance.cli import main
+    from vrbalance.sessions.recorder import column, read_rows
+
+    args = ["demo", "--exercise", "tandem_walk", "--walk-length", "3", "--offscreen"]
+    args += ["--out", str(tmp_path), "--seconds", "4", "--size", "160x90"]
+    assert main(args) == 0
+    assert "tandem_walk" in capsys.readouterr().out or any(tmp_path.glob("*tandem_walk*"))
+    states = read_rows(tmp_path / "recording" / "state.csv")
+    y = column(states, "head_y_m")
+    # The walker stands a second, then walks along the line at 0.3 m/s, no plate.
+    assert y[0] == pytest.approx(0.0, abs=0.01) and 0.3 < y[-1] < 1.3
+    assert all(r["cop_x_m"] == "" for r in states)
+    events = read_rows(tmp_path / "recording" / "events.csv")
+    assert [e["kind"] for e in events if e["source"] == "safety" and e["severity"] != "info"] == []

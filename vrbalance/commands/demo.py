@@ -139,6 +139,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--size", default="1280x720", help="window/buffer size WxH")
     parser.add_argument("--no-plate", action="store_true", help="head only (no simulated plate)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the simulated person")
+    parser.add_argument(
+        "--exercise",
+        choices=["tandem_walk"],
+        help="show an exercise: tandem_walk = the simulated person walks the heel-to-toe "
+        "line and back, head only, the safety monitor guarding the walking corridor "
+        "(docs/exercises.md)",
+    )
+    parser.add_argument(
+        "--walk-length", type=float, default=4.0, metavar="M", help="the line, 3-6 m (default 4)"
+    )
     parser.set_defaults(func=run)
 
 
@@ -542,10 +552,13 @@ def run(args: argparse.Namespace) -> int:
         from vrbalance.xr.head_source import XrHeadPoseSource
 
         head = XrHeadPoseSource(clock)
+    walk = _walk_demo(args, clock) if getattr(args, "exercise", None) and not xr else None
+    if walk is not None:
+        head = walk[0]
     app = WorldApp(
         output=xr_world_output() if xr else ("offscreen" if args.offscreen else "window"),
         size_px=size,
-        scene=args.scene,
+        scene="tandem_walk" if walk is not None else args.scene,
         level=args.level,
         clock=clock,
         head_source=head,
@@ -558,13 +571,22 @@ def run(args: argparse.Namespace) -> int:
         if xr:
             return _run_xr(app, args, clock, head, seconds, record_to)
         pipe = build_pipeline(
-            clock=clock, with_plate=not args.no_plate, seed=args.seed, record_to=record_to
+            clock=clock,
+            with_plate=not args.no_plate and walk is None,
+            seed=args.seed,
+            record_to=record_to,
+            head=head,
         )
+        if walk is not None:  # walking: the monitor guards the corridor, not a margin
+            pipe.strict_status = dataclasses.replace(pipe.strict_status, corridor=walk[1])
+            app.scene.set_walk_length(walk[1].length_m)
         try:
             connect_world(app, pipe)
             pipe.start()
             if args.offscreen:
-                _run_offscreen(app, pipe, seconds, out, args.shot_every)  # type: ignore[arg-type]
+                # An exercise plays no operator tour: the walker walks its line.
+                tour = () if walk is not None else OFFSCREEN_KEYS
+                _run_offscreen(app, pipe, seconds, out, args.shot_every, tour)  # type: ignore[arg-type]
             else:
                 if seconds is not None:
                     app.add_task(_stop_after(app, seconds), "demo-timer")
@@ -580,6 +602,24 @@ def run(args: argparse.Namespace) -> int:
         finally:
             pipe.close()
     return 0
+
+
+def _walk_demo(args: argparse.Namespace, clock: Clock) -> tuple[Any, Any]:
+    """The simulated walker and its corridor for ``--exercise tandem_walk``."""
+    from vrbalance.balance.geometry import Body
+    from vrbalance.director.monitor import Corridor
+    from vrbalance.exercises.plan import check_walk_length
+    from vrbalance.exercises.sim import SimulatedWalker
+
+    length = check_walk_length(args.walk_length, "--walk-length")
+    walker = SimulatedWalker(
+        length,
+        Body(height_m=1.70).eye_height_m,
+        clock,
+        side_steps_at_m=(1.5 * length,),
+        seed=args.seed,
+    )
+    return walker, Corridor(length)
 
 
 def xr_world_output() -> str:
@@ -822,13 +862,18 @@ def _status_task(app: Any, pipe: DemoPipeline) -> Any:
 
 
 def _run_offscreen(
-    app: Any, pipe: DemoPipeline, seconds: float, out: Path, shot_every_s: float
+    app: Any,
+    pipe: DemoPipeline,
+    seconds: float,
+    out: Path,
+    shot_every_s: float,
+    script: Any = OFFSCREEN_KEYS,
 ) -> None:
     """Render for ``seconds`` of wall time, playing the operator script, saving screenshots."""
     start = time.perf_counter()
     last = start
     next_shot = 0.0
-    keys = list(OFFSCREEN_KEYS)
+    keys = list(script)
     shots = 0
     while True:
         now = time.perf_counter()

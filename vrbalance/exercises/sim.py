@@ -41,6 +41,8 @@ SIM_TURN_S = 2.0
 SIM_SIDE_STEP_M = 0.12
 SIDE_STEP_RAMP_S = 0.4
 SIDE_STEP_RETURN_S = 4.0
+#: The walker looks this far down, at the line a few steps ahead, deg.
+SIM_GAZE_PITCH_DEG = -20.0
 #: Length of a scripted stop, s.
 SIM_STOP_S = 2.5
 #: Lag of the simulated person behind the tai chi coach's target, s.
@@ -171,12 +173,30 @@ class SimulatedWalker:
         """Walk time at which the walker is back at the start, s."""
         return self._plan[-1][0]
 
+    def heading_at(self, t: float) -> float:
+        """Where the walker faces at walk time ``t``: 0 along +y, pi back; turning between, rad."""
+        for t0, t1, _, kind in self._plan:
+            if t0 <= t < t1 and kind == "turn":
+                u = (t - t0) / (t1 - t0)
+                return math.pi * u * u * (3.0 - 2.0 * u)
+        s, _ = self.along_at(t)
+        return 0.0 if s < self.length_m else math.pi
+
     def pose_at(self, t_s: float) -> HeadPose | None:
-        """The head pose at session time ``t_s`` (the walk starts at the first call)."""
+        """The head pose at session time ``t_s`` (the walk starts at the first call).
+
+        The head faces the way the walker goes (turning round at the far end)
+        and looks :data:`SIM_GAZE_PITCH_DEG` down at the line.
+        """
         if self._t0 is None:
             self._t0 = t_s
-        pos = self.position_at(t_s - self._t0)
-        return HeadPose(None, self._clock.now_s(), pos)
+        t = t_s - self._t0
+        yaw, pitch = self.heading_at(t), math.radians(SIM_GAZE_PITCH_DEG)
+        cy, sy = math.cos(yaw / 2), math.sin(yaw / 2)
+        cp, sp = math.cos(pitch / 2), math.sin(pitch / 2)
+        # Yaw about z, then pitch about the head's x: q = q_yaw * q_pitch (x, y, z, w).
+        quat = (cy * sp, sy * sp, sy * cp, cy * cp)
+        return HeadPose(None, self._clock.now_s(), self.position_at(t), quat)
 
     def truth(self, until_s: float | None = None, rate_hz: float = 200.0) -> WalkTruth:
         """The walker's true steps, side-steps, stops and lateral deviation up to ``until_s``.
