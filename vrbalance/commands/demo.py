@@ -149,6 +149,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--walk-length", type=float, default=4.0, metavar="M", help="the line, 3-6 m (default 4)"
     )
+    parser.add_argument(
+        "--lsl",
+        action="store_true",
+        help="publish the balance state and events as Lab Streaming Layer streams (docs/lsl.md)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -399,6 +404,7 @@ def build_pipeline(
     record_to: Path | None = None,
     head: Any = None,
     head_ready: Any = None,
+    extra_sinks: tuple[Any, ...] = (),
 ) -> DemoPipeline:
     """Build plate, head, estimator, safety monitor and balance loop (not started).
 
@@ -413,6 +419,9 @@ def build_pipeline(
     head_ready : callable, optional
         ``head_ready() -> bool``: an extra start-up condition (the headset
         session is focused).
+    extra_sinks : tuple of callable
+        More balance-loop sinks (the LSL outlets' :meth:`tick_sink`); each must
+        only enqueue.
     """
     from vrbalance.balance.estimator import BalanceEstimator
     from vrbalance.balance.geometry import Body
@@ -476,6 +485,7 @@ def build_pipeline(
             )
             pipe.recorder.start()
             sinks.append(_recording_sink(pipe.recorder))
+        sinks.extend(extra_sinks)
         estimator = BalanceEstimator(pipe.stance, body, plate_geometry)
         # The loop shares the process with the renderer: docs/realtime.md's tuning.
         pipe.loop = BalanceLoop(
@@ -570,18 +580,23 @@ def run(args: argparse.Namespace) -> int:
     with app:
         if xr:
             return _run_xr(app, args, clock, head, seconds, record_to)
+        lsl = _lsl_outlets(args, clock)
         pipe = build_pipeline(
             clock=clock,
             with_plate=not args.no_plate and walk is None,
             seed=args.seed,
             record_to=record_to,
             head=head,
+            extra_sinks=(lsl.tick_sink(level=lambda: app.level),) if lsl is not None else (),
         )
         if walk is not None:  # walking: the monitor guards the corridor, not a margin
             pipe.strict_status = dataclasses.replace(pipe.strict_status, corridor=walk[1])
             app.scene.set_walk_length(walk[1].length_m)
         try:
             connect_world(app, pipe)
+            if lsl is not None:
+                app.add_listener(lambda event: lsl.event(0, event))  # operator keys: markers
+                lsl.start()
             pipe.start()
             if args.offscreen:
                 # An exercise plays no operator tour: the walker walks its line.
@@ -601,6 +616,8 @@ def run(args: argparse.Namespace) -> int:
                 )
         finally:
             pipe.close()
+            if lsl is not None:
+                lsl.close()
     return 0
 
 
@@ -620,6 +637,15 @@ def _walk_demo(args: argparse.Namespace, clock: Clock) -> tuple[Any, Any]:
         seed=args.seed,
     )
     return walker, Corridor(length)
+
+
+def _lsl_outlets(args: argparse.Namespace, clock: Clock) -> Any:
+    """``--lsl``: the outlets (not started yet), or None."""
+    if not getattr(args, "lsl", False):
+        return None
+    from vrbalance.sessions.lsl import LslOutlets
+
+    return LslOutlets(clock=clock, rate_hz=LOOP_RATE_HZ)
 
 
 def xr_world_output() -> str:

@@ -124,6 +124,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="publish live state and take operator commands on this Unix socket (its folder "
         "must be 0700); each trial waits for the console's start (docs/console.md)",
     )
+    parser.add_argument(
+        "--lsl",
+        action="store_true",
+        help="publish the balance state and events as Lab Streaming Layer streams (docs/lsl.md)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -225,6 +230,11 @@ def run(args: argparse.Namespace) -> int:
         f"session {session_id}: {protocol.title}, {len(protocol.trials)} trials, "
         f"{total:.0f} s planned -> {folder}"
     )
+    lsl = None
+    if getattr(args, "lsl", False):
+        from vrbalance.sessions.lsl import LslOutlets
+
+        lsl = LslOutlets(clock=clock, rate_hz=args.rate)  # started below, closed in finally
     channel = None
     if args.console_channel:
         from vrbalance.console.channel import open_session_channel
@@ -251,13 +261,16 @@ def run(args: argparse.Namespace) -> int:
         progress=ProgressBar(),
         start_levels=start_levels,
         seconds_scale=args.seconds_scale,
-        **(
+        **_with_lsl(
+            lsl,
             channel.runner_options(_announce)
             if channel is not None
-            else {"before_trial": _confirm if args.confirm else _announce}
+            else {"before_trial": _confirm if args.confirm else _announce},
         ),
     )
     try:
+        if lsl is not None:
+            lsl.start()
         if channel is not None:
             channel.bind(runner)
         t_run = clock.now_s()
@@ -266,6 +279,17 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if channel is not None:
             channel.close()
+        if lsl is not None:
+            lsl.close()
+
+
+def _with_lsl(lsl: Any, options: dict[str, Any]) -> dict[str, Any]:
+    """The runner's keywords with the LSL outlets added as a live sink (beside the console's)."""
+    if lsl is None:
+        return options
+    from vrbalance.sessions.lsl import FanOut
+
+    return {**options, "live": FanOut(options.get("live"), lsl)}
 
 
 def _file(
