@@ -74,16 +74,21 @@ def test_only_comparable_trials_get_reference_percentiles(recording: Path, tmp_p
     assert "Not comparable" not in text  # a real, full-length session is not marked
 
 
-def test_simulated_and_shortened_sessions_are_marked(recording: Path, tmp_path: Path) -> None:
-    import json
+def test_simulated_and_shortened_sessions_are_marked() -> None:
+    """The marks a report and the progress page both show (one function for both)."""
+    from vrbalance.report.marks import marks_of
 
-    sidecar = recording / "session.json"
-    meta = json.loads(sidecar.read_text())
-    meta.update(simulated=True, seconds_scale=0.1)
-    sidecar.write_text(json.dumps(meta))
-    text = session_report(recording, tmp_path / "b.html").read_text()
-    assert "Not comparable with full-length sessions of a real patient" in text
-    assert "simulated patient; shortened to 10 % of the protocol" in text
+    done = [{"start_t_s": "1.0", "end_t_s": "31.0", "end_reason": "completed"}]
+    real = marks_of(simulated=False, seconds_scale=None, end_reason="completed", trials=done)
+    assert real.comparable and real.labels() == []
+    sim = marks_of(simulated=True, seconds_scale=0.1, end_reason="completed", trials=done)
+    assert not sim.comparable
+    assert sim.labels() == [
+        "simulated patient",
+        "shortened to 10 % of the protocol's durations",
+    ]
+    lost = marks_of(simulated="0", seconds_scale="1.0", end_reason="device_lost", trials=done)
+    assert lost.labels() == ["device lost"]
 
 
 def test_report_of_a_session_that_never_started(tmp_path: Path) -> None:
@@ -99,3 +104,4 @@ def test_report_of_a_session_that_never_started(tmp_path: Path) -> None:
         rec.trial_finished({**row, "start_t_s": 5.0, "end_t_s": 5.0, "end_reason": "device_lost"})
     text = session_report(folder, tmp_path / "r.html").read_text()
     assert "not started; device lost" in text and "no plate" in text
+    assert "Not comparable with full-length sessions of a real patient" in text
