@@ -39,7 +39,6 @@ __all__ = ["LOAD_TOLERANCE", "STANDARD_GRAVITY_MPS2", "LoadCheck", "check_load",
 LOAD_TOLERANCE = 0.15
 
 
-
 def vertical_load_n(frame: PlateFrame) -> float:
     """Vertical load of one frame, in N: the four cells' sum, or a six-axis plate's Fz."""
     if frame.kind == "six_axis":
