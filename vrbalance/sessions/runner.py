@@ -391,7 +391,8 @@ class SimulatedDevices:
             )
             self._driver = shared
             signal = type("_Signal", (), {"person": person_view})()
-            return shared, SimulatedHead(signal, self._body, self._clock, ankle)
+            head = SimulatedHead(signal, self._body, self._clock, ankle)
+            return (shared if trial.plate else None), head  # plate = false: head only
         self._server = SimulatedPlateServer(
             self.plate, script=script, seed=self._seed + index, clock=self._clock, person=person
         ).start()
