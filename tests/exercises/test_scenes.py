@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 from pathlib import Path
 
@@ -101,7 +102,7 @@ def test_demo_shows_the_simulated_person_walking_the_line(
     # The walker stands a second, then walks along the line at 0.3 m/s (at most
     # 1.2 m in 4 s; a busy machine starts the loop late, so at least some way).
     assert y[0] == pytest.approx(0.0, abs=0.01) and 0.05 < y[-1] < 1.3
-    assert all(b >= a - 0.01 for a, b in zip(y, y[1:], strict=False))  # out, not back
+    assert all(b >= a - 0.01 for a, b in itertools.pairwise(y))  # out, not back
     assert all(r["cop_x_m"] == "" for r in states)
     events = read_rows(tmp_path / "recording" / "events.csv")
     assert [e["kind"] for e in events if e["source"] == "safety" and e["severity"] != "info"] == []
