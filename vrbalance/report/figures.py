@@ -76,15 +76,16 @@ class SessionData:
             array.flags.writeable = False
 
     @classmethod
-    def load(cls, folder: Path) -> SessionData:
+    def load(cls, folder: Path, rows: list[dict[str, str]] | None = None) -> SessionData:
         """Read a recording folder once (sidecar, ``state.csv``, ``events.csv``, trials).
 
         Times are shifted by the sidecar's ``clock_origin_s`` so every figure
-        shares one axis starting at the session start.
+        shares one axis starting at the session start. ``rows``: the
+        ``state.csv`` rows when the caller has read them already.
         """
         folder = Path(folder)
         meta = read_sidecar(folder)
-        rows = read_rows(folder / "state.csv")
+        rows = read_rows(folder / "state.csv") if rows is None else rows
         origin = float(meta.get("clock_origin_s", 0.0))
         if rows:
             t = column(rows, "t_s") - origin

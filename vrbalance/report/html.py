@@ -26,7 +26,7 @@ from vrbalance.report import figures
 from vrbalance.report.exercises import exercise_sections
 from vrbalance.report.marks import SessionMarks, marks_of
 from vrbalance.report.reference import CITATION, DISPLAY, comparable, standing
-from vrbalance.sessions.recorder import FILE_MODE, make_private_dir
+from vrbalance.sessions.recorder import FILE_MODE, make_private_dir, read_rows
 from vrbalance.sessions.summary import Measure, summarize_folder
 
 log = logging.getLogger(__name__)
@@ -100,8 +100,9 @@ def session_report(
     folder = Path(folder)
     step = on_progress or (lambda _f, _s: None)
     step(0.0, "reading")
-    data = figures.SessionData.load(folder)
-    measures = summarize_folder(folder, data.trials)
+    states = read_rows(folder / "state.csv")  # read once: figures and measures
+    data = figures.SessionData.load(folder, states)
+    measures = summarize_folder(folder, data.trials, states)
     by = {(i, n): v for i, n, v, _ in measures}
     meta = data.meta
     age = patient_age(meta)

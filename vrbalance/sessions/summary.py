@@ -81,7 +81,9 @@ def _finite(x: float | None) -> float | None:
 
 
 def summarize_folder(
-    folder: Path, trials: Sequence[Mapping[str, str]] | None = None
+    folder: Path,
+    trials: Sequence[Mapping[str, str]] | None = None,
+    states: Sequence[Mapping[str, str]] | None = None,
 ) -> list[Measure]:
     """Compute every summary measure of a session folder.
 
@@ -91,6 +93,9 @@ def summarize_folder(
         A session recording.
     trials : sequence of Mapping, optional
         ``trials.csv`` rows if already read.
+    states : sequence of Mapping, optional
+        ``state.csv`` rows if already read (the report reads them once for its
+        figures and its measures: half its time on a long session).
 
     Returns
     -------
@@ -98,7 +103,7 @@ def summarize_folder(
     """
     folder = Path(folder)
     meta = read_sidecar(folder)
-    states = read_rows(folder / "state.csv")
+    states = read_rows(folder / "state.csv") if states is None else states
     trials = trial_rows(folder, meta, states) if trials is None else trials
     events = read_rows(folder / "events.csv")
     rate_hz = float(meta.get("rate_hz", 250.0))
