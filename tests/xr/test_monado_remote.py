@@ -21,8 +21,6 @@ import csv
 import json
 import math
 import os
-import pty
-import re
 import socket
 import struct
 import subprocess
@@ -35,6 +33,7 @@ from pathlib import Path
 import pytest
 
 from vrbalance.cli import main
+from vrbalance.console.channel import ChannelClient
 
 #: ``sizeof(struct r_remote_data)`` on x86-64 and aarch64 (checked against the
 #: header with ``offsetof``): the header, the HMD pose, two 120-byte controllers.
@@ -217,13 +216,18 @@ def monado_remote(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> int:
 
 
 @contextlib.contextmanager
-def _run_xr_session(seconds_scale: float) -> Iterator[tuple[subprocess.Popen, threading.Event]]:
+def _run_xr_session(
+    tmp_path: Path, seconds_scale: float
+) -> Iterator[tuple[subprocess.Popen, threading.Event]]:
     """``vrbalance run --xr`` in a subprocess; the event is set when the trial starts.
 
-    The trial's start (after the start gate) is the first draw of the run's
-    progress bar, which it draws only on a terminal: stderr is a pty here.
+    The trial's start is its ``inputs_streaming`` event (the start gate
+    passed: plate, tracked head and focus), read from the session's console
+    channel (docs/console.md), which also presses "start" at the trial gate.
     """
-    master, slave = pty.openpty()
+    channel = tmp_path / "channel"
+    channel.mkdir(mode=0o700)
+    sock = channel / "session.sock"
     cmd = [
         sys.executable,
         "-m",
@@ -237,39 +241,37 @@ def _run_xr_session(seconds_scale: float) -> Iterator[tuple[subprocess.Popen, th
         "--xr",
         "--seconds-scale",
         str(seconds_scale),
+        "--console-channel",
+        str(sock),
     ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=slave, text=True)
-    os.close(slave)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     started = threading.Event()
-    err: list[str] = []
+    stop = threading.Event()
 
-    def read_terminal() -> None:
-        buf = b""
-        while True:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:  # the child closed the pty
-                return
-            if not chunk:
-                return
-            buf += chunk
-            text = buf.decode("utf-8", "replace")
-            if re.search(r"%\s+1: Baseline", text):
-                started.set()
-            err[:] = [text[-4000:]]
+    def on_message(msg: dict) -> None:
+        if msg["type"] == "gate" and msg.get("waiting"):
+            client.send("start")
+        elif msg["type"] == "event" and msg["kind"] == "inputs_streaming":
+            started.set()
 
-    reader = threading.Thread(target=read_terminal, daemon=True)
-    reader.start()
+    client = ChannelClient(sock, on_message)
+
+    def connect() -> None:
+        # The session opens its channel once its folder exists: poll for it.
+        while not stop.is_set() and proc.poll() is None and not client.connect():
+            stop.wait(0.05)
+
+    connector = threading.Thread(target=connect, name="console", daemon=True)
+    connector.start()
     try:
         yield proc, started
     finally:
+        stop.set()
         if proc.poll() is None:
             proc.kill()
         proc.wait(30)
-        reader.join(5)
-        os.close(master)
-        if err:
-            print("run --xr stderr:", err[0][-2000:], sep="\n")
+        connector.join(5)
+        client.close()
 
 
 def _session(tmp_path: Path) -> Path:
@@ -285,7 +287,7 @@ def _rows(path: Path) -> list[dict[str, str]]:
 @needs_monado
 def test_swaying_tracked_head_completes_the_baseline(monado_remote: int, tmp_path: Path) -> None:
     with (
-        _run_xr_session(seconds_scale=0.1) as (proc, started),
+        _run_xr_session(tmp_path, seconds_scale=0.1) as (proc, started),
         RemoteHead(monado_remote, _sway, started) as head,
     ):
         out, _ = proc.communicate(timeout=240)
@@ -314,7 +316,7 @@ def test_swaying_tracked_head_completes_the_baseline(monado_remote: int, tmp_pat
 @needs_monado
 def test_head_dropping_0_3_m_in_0_4_s_stops_the_trial(monado_remote: int, tmp_path: Path) -> None:
     with (
-        _run_xr_session(seconds_scale=0.2) as (proc, started),
+        _run_xr_session(tmp_path, seconds_scale=0.2) as (proc, started),
         RemoteHead(monado_remote, _drop_after(1.0, 0.3, 0.4), started) as head,
     ):
         out, _ = proc.communicate(timeout=240)
