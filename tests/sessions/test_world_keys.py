@@ -75,7 +75,7 @@ def test_window_level_keys_go_through_the_director_inside_the_envelope(
     clock = MonotonicClock()
     world = _KeyPressingWorld(["+", "+", "+", "2", "3"], expect_events=3, expect_level=2)
     runner = SessionRunner(
-        Protocol("keys", "keys", "", (quiet("adaptive", 5.0, director=True, level=None),)),
+        Protocol("keys", "keys", "", (quiet("adaptive", 10.0, director=True, level=None),)),
         patient,
         folder=tmp_path / "s",
         session_id="s",
@@ -83,7 +83,7 @@ def test_window_level_keys_go_through_the_director_inside_the_envelope(
         clock=clock,
         world=world,
         render_fps=30.0,
-        seconds_scale=0.05,  # 5 s stand for 100 s: within the envelope's max_trial_s
+        seconds_scale=0.1,  # 10 s (skipped once the keys are handled) stand for 100 s
         live=world,
     )
     runner.run()

@@ -1308,7 +1308,9 @@ class SessionRunner:
             if timeout_s is None:
                 timeout_s = CONNECT_TIMEOUT_S
             load = run.load_check
-            if t_s - t_connect > timeout_s and inputs_ok and load is not None:
+            # A plate that streamed a whole window with the wrong load is reported as
+            # such, even if a frame happens to be late at the timeout's own tick.
+            if t_s - t_connect > timeout_s and load is not None and not load.ok:
                 message = f"trial not started: {load.message}"
                 log.warning("trial %d not started: %s", idx + 1, load.message)
                 recorder.event(
