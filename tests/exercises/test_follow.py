@@ -146,3 +146,19 @@ def test_a_head_only_leg_raise_trial_gets_the_simulated_persons_head_and_no_plat
         assert moved >= 0.05
     finally:
         devices.close()
+
+
+def test_tai_chi_without_a_plate_is_tracked_by_the_head() -> None:
+    from vrbalance.exercises.live import HEAD_TARGET_GAIN, exercise_measures
+
+    plan = ExercisePlan(
+        task="tai_chi", level=5, sequence="weight_shifts", tempo=1.0, tolerance_m=0.03
+    )
+    t = np.arange(0.0, 30.0, 0.01)
+    late = tai_chi_target(plan, t - 0.7)  # the head follows 0.7 s late
+    head = np.column_stack([HEAD_TARGET_GAIN * late + [0.01, 0.05], np.full(t.size, 1.6)])
+    m = exercise_measures(plan, t + 100.0, None, head)
+    assert m["track_by_head"] == 1.0
+    assert m["track_lag_s"] == pytest.approx(0.7, abs=0.03)
+    # Distances in head metres: the excursion is the CoP target's times the gain.
+    assert m["track_max_excursion_m"] == pytest.approx(HEAD_TARGET_GAIN * 0.07, rel=0.02)

@@ -36,6 +36,11 @@ TAI_CHI_MIN_WITHIN_PCT = 60.0
 TAI_CHI_MAX_LAG_S = 1.0
 #: Quiet period at the start of a tai chi trial that defines the CoP's centre, s.
 TAI_CHI_QUIET_S = 1.0
+#: Without a plate, tai chi is tracked by the head: a body leaning as an
+#: inverted pendulum about the ankles moves the head eye height / CoM height
+#: times as far as its CoM (1.58 m / 0.94 m for a 1.70 m adult, Winter's
+#: proportions), so the head's target is the CoP target times this.
+HEAD_TARGET_GAIN = 1.7
 
 
 def foot_offset_m() -> float:
@@ -97,17 +102,25 @@ def exercise_measures(
     if plan.task == "tai_chi":
         from vrbalance.exercises.tracking import tracking_measures
 
-        if cop_m is None:
+        # The CoP with a plate; else the head, against the target scaled to the head.
+        gain = 1.0
+        xy = cop_m
+        if xy is None or np.all(np.isfinite(xy), axis=1).sum() < 10:
+            xy = None if head_m is None else np.asarray(head_m, dtype=float)[:, :2]
+            gain = HEAD_TARGET_GAIN
+        if xy is None:
             return {}
-        ok = np.all(np.isfinite(cop_m), axis=1)
+        ok = np.all(np.isfinite(xy), axis=1)
         if ok.sum() < 10:
             return {}
         rel = t - t[0]
         quiet = ok & (rel < TAI_CHI_QUIET_S * max(plan.time_scale, 0.2))
-        centre = np.median(cop_m[quiet if quiet.any() else ok], axis=0)
-        target = tai_chi_target(plan, rel)
-        measured = tracking_measures(rel[ok], cop_m[ok] - centre, rel, target, plan.tolerance_m)
-        return {} if measured is None else dict(measured.as_measures())
+        centre = np.median(xy[quiet if quiet.any() else ok], axis=0)
+        target = gain * tai_chi_target(plan, rel)
+        measured = tracking_measures(rel[ok], xy[ok] - centre, rel, target, gain * plan.tolerance_m)
+        if measured is None:
+            return {}
+        return {**measured.as_measures(), "track_by_head": 1.0 if gain != 1.0 else 0.0}
     return {}
 
 

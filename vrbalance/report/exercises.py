@@ -244,7 +244,8 @@ def _tai_chi(
             [
                 html.escape(tr["name"]),
                 html.escape(tr["level"]),
-                html.escape(plan.sequence.replace("_", " ")),
+                html.escape(plan.sequence.replace("_", " "))
+                + (" (tracked by the head)" if by.get((i, "track_by_head")) == 1.0 else ""),
                 _fmt(plan.tempo, 1.0, 2),
                 _fmt(by.get((i, "track_rms_error_m")), 100.0),
                 _fmt(by.get((i, "track_lag_s")), 1.0, 2),
