@@ -29,9 +29,9 @@ of a few). On Linux both clocks read ``CLOCK_MONOTONIC`` and the offset is
 stamps right.
 
 The outlets are a *sink*: the loop's tick only enqueues the snapshot it has
-already published (:meth:`LslOutlets.tick`, :meth:`LslOutlets.event`, about
-a microsecond), and the outlets' own thread pushes to liblsl, in chunks of
-whatever has queued. Nothing of LSL runs inside the tick (``docs/lsl.md``
+already published (:meth:`LslOutlets.tick`, :meth:`LslOutlets.event`: a
+``deque.append``), and the outlets' own thread pushes to liblsl every 10 ms,
+in chunks of whatever has queued. Nothing of LSL runs inside the tick (``docs/lsl.md``
 gives the measured cost per tick).
 
 No patient data goes out: the streams carry numbers, event texts and the
@@ -42,9 +42,9 @@ from __future__ import annotations
 
 import logging
 import math
-import queue
 import socket
 import threading
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -72,7 +72,6 @@ BALANCE_CHANNELS: tuple[tuple[str, str, str], ...] = (
 VERDICT_CODES: dict[str, int] = {"none": 0, "warn": 1, "calm": 2, "stop_trial": 3}
 """The Verdict channel's values (the safety monitor's responses, by label)."""
 _NAN = math.nan
-_STOP = object()
 
 
 def _pylsl() -> Any:
@@ -138,6 +137,10 @@ class LslOutlets:
     source_id : str, optional
         LSL source id prefix (lets a recorder re-find the stream after a
         restart); default ``vrbalance@<hostname>``.
+    push_interval_s : float
+        How often the pusher thread hands what queued to liblsl (default
+        10 ms: samples reach an inlet within about that, each with its own
+        tick's time stamp, so the delay never shifts the data in time).
 
     Notes
     -----
@@ -154,6 +157,7 @@ class LslOutlets:
         rate_hz: float,
         name: str = "vrbalance",
         source_id: str | None = None,
+        push_interval_s: float = 0.01,
     ) -> None:
         self.clock = clock
         self.rate_hz = float(rate_hz)
@@ -163,7 +167,10 @@ class LslOutlets:
         self.samples_pushed = 0
         self.markers_pushed = 0
         self.error: BaseException | None = None
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.push_interval_s = float(push_interval_s)
+        # deque.append is atomic under the GIL and wakes no one: the tick's only cost.
+        self._pending: deque[Any] = deque()
+        self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._balance: Any = None
         self._markers: Any = None
@@ -203,7 +210,7 @@ class LslOutlets:
             return
         self._closed = True
         if self._thread is not None:
-            self._queue.put(_STOP)
+            self._stop.set()
             self._thread.join(timeout=5.0)
             self._thread = None
         self._balance = self._markers = None  # liblsl tears an outlet down on release
@@ -224,11 +231,11 @@ class LslOutlets:
         state = tick.state
         if state is not None:
             response = getattr(getattr(tick.verdict, "response", None), "label", "")
-            self._queue.put((0, state, response, tick.level))
+            self._pending.append((0, state, response, tick.level))
 
     def event(self, trial: int, event: Event) -> None:
         """Queue one event for the marker stream."""
-        self._queue.put((1, event))
+        self._pending.append((1, event))
 
     def tick_sink(self, level: Callable[[], int | None] | None = None) -> Callable[[Any], None]:
         """A :class:`~vrbalance.realtime.pipeline.BalanceLoop` sink (the demo's wiring).
@@ -238,7 +245,7 @@ class LslOutlets:
         level : callable, optional
             Returns the level shown now (read each tick; default: none).
         """
-        put = self._queue.put
+        put = self._pending.append
 
         def sink(result: Any) -> None:
             verdict = result.verdict
@@ -251,42 +258,46 @@ class LslOutlets:
 
     # -- the pusher thread ---------------------------------------------------------
     def _run(self) -> None:
-        get = self._queue.get
-        offset = self.offset_s
+        # Poll, do not block on the queue: a blocked consumer would be woken (a
+        # futex call and a GIL hand-over) by every tick's put; polling every
+        # ``push_interval_s`` costs the producer nothing and pushes bigger chunks.
+        pending = self._pending
         while True:
-            items = [get()]
+            stop = self._stop.wait(self.push_interval_s)
+            items = []
             try:
-                while len(items) < 512:
-                    items.append(self._queue.get_nowait())
-            except queue.Empty:
+                while True:
+                    items.append(pending.popleft())
+            except IndexError:
                 pass
-            stop = False
-            samples: list[list[float]] = []
-            stamps: list[float] = []
-            try:
-                for item in items:
-                    if item is _STOP:
-                        stop = True
-                        continue
-                    if item[0] == 0:
-                        _, state, response, level = item
-                        samples.append(balance_sample(state, response, level))
-                        stamps.append(state.t_s + offset)
-                    else:
-                        if samples:  # keep the two streams in the order things happened
-                            self._push_samples(samples, stamps)
-                            samples, stamps = [], []
-                        event = item[1]
-                        self._markers.push_sample([marker_text(event)], event.t_s + offset)
-                        self.markers_pushed += 1
-                if samples:
-                    self._push_samples(samples, stamps)
-            except Exception as exc:  # never kill the session for a research stream
-                if self.error is None:
-                    log.exception("LSL outlets failed; the session goes on without them")
-                self.error = exc
+            if items:
+                self._push(items)
             if stop:
                 return
+
+    def _push(self, items: list[Any]) -> None:
+        offset = self.offset_s
+        samples: list[list[float]] = []
+        stamps: list[float] = []
+        try:
+            for item in items:
+                if item[0] == 0:
+                    _, state, response, level = item
+                    samples.append(balance_sample(state, response, level))
+                    stamps.append(state.t_s + offset)
+                else:
+                    if samples:  # keep the two streams in the order things happened
+                        self._push_samples(samples, stamps)
+                        samples, stamps = [], []
+                    event = item[1]
+                    self._markers.push_sample([marker_text(event)], event.t_s + offset)
+                    self.markers_pushed += 1
+            if samples:
+                self._push_samples(samples, stamps)
+        except Exception as exc:  # never kill the session for a research stream
+            if self.error is None:
+                log.exception("LSL outlets failed; the session goes on without them")
+            self.error = exc
 
     def _push_samples(self, samples: list[list[float]], stamps: list[float]) -> None:
         if len(samples) == 1:
