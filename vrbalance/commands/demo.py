@@ -857,16 +857,21 @@ def _stop_after(app: Any, seconds: float) -> Any:
 
 
 def _shots_task(app: Any, out: Path, every_s: float, shots: list[Path]) -> Any:
-    """A task saving a screenshot into ``out`` every ``every_s`` of wall time (window + --out)."""
-    from direct.task import Task
+    """A task saving a screenshot into ``out`` every ``every_s`` of wall time (window + --out).
 
-    next_s = [time.perf_counter()]
+    It saves the frame last drawn (:meth:`WorldApp.image`): ``app.screenshot``
+    draws frames itself, which a task running inside the main loop must not do.
+    """
+    from direct.task import Task
+    from PIL import Image
+
+    next_s = [time.perf_counter() + 0.5]  # the first once the scene has drawn
 
     def task(_task: Any) -> int:
         now = time.perf_counter()
         if now >= next_s[0]:
             path = out / f"demo_{len(shots):02d}_{app.scene_def.name}_L{app.level}.png"
-            app.screenshot(path)
+            Image.fromarray(app.image()).save(path, format="PNG")
             shots.append(path)
             next_s[0] = now + every_s
         return Task.cont
