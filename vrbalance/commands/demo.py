@@ -865,11 +865,13 @@ def _shots_task(app: Any, out: Path, every_s: float, shots: list[Path]) -> Any:
     from direct.task import Task
     from PIL import Image
 
-    next_s = [time.perf_counter() + 0.5]  # the first once the scene has drawn
+    next_s = [time.perf_counter()]
+    calls = [0]
 
     def task(_task: Any) -> int:
+        calls[0] += 1
         now = time.perf_counter()
-        if now >= next_s[0]:
+        if calls[0] >= 2 and now >= next_s[0]:  # from the second frame: one is drawn
             path = out / f"demo_{len(shots):02d}_{app.scene_def.name}_L{app.level}.png"
             Image.fromarray(app.image()).save(path, format="PNG")
             shots.append(path)
