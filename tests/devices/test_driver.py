@@ -20,7 +20,7 @@ from vrbalance.clock import ManualClock
 from vrbalance.config.plates import PlateSpec
 from vrbalance.devices.calibration import FrameConverter, load_calibration
 from vrbalance.devices.driver import ForcePlate, PlateState
-from vrbalance.devices.protocols import AsciiLineProtocol, encode_binary_frame
+from vrbalance.devices.protocols import AsciiLineProtocol, ParserStats, encode_binary_frame
 from vrbalance.devices.pty_server import SimulatedPlateServer
 from vrbalance.errors import DeviceError, ProtocolError
 from vrbalance.samples import PlateFrame
@@ -232,7 +232,35 @@ def test_permission_denied_says_join_dialout(wii: PlateSpec, pty_pair: tuple[int
         ForcePlate(path, wii).open()
 
 
+def _open_timing_out_after_bytes(
+    plate: ForcePlate,
+    clock: ManualClock,
+    arrived: Callable[[ParserStats], bool] = lambda stats: stats.bytes_received > 0,
+) -> None:
+    """``plate.open()`` on a manual clock that passes the first-frame timeout only
+    once the reader has received the bytes ``arrived`` looks for.
+
+    On the wall clock, a reader starved of CPU for the whole timeout sees no byte
+    and rightly says "no data"; a test about what the driver says of bytes it
+    could not parse must first let the bytes arrive, however slow the machine.
+    """
+
+    def time_out_once_bytes_arrived() -> None:
+        deadline = time.monotonic() + 10.0
+        while not arrived(plate.stats().parser) and time.monotonic() < deadline:
+            time.sleep(0.002)
+        clock.advance(60.0)
+
+    timer = threading.Thread(target=time_out_once_bytes_arrived, daemon=True)
+    timer.start()
+    try:
+        plate.open()
+    finally:
+        timer.join()
+
+
 def test_wrong_protocol_says_what_was_tried(wii: PlateSpec) -> None:
+    clock = ManualClock()
     with (
         SimulatedPlateServer(wii, protocol="binary", rate_hz=500, seed=0) as sim,
         pytest.raises(
@@ -243,7 +271,8 @@ def test_wrong_protocol_says_what_was_tried(wii: PlateSpec) -> None:
             ),
         ),
     ):
-        ForcePlate(sim.port_path, sim.plate, first_frame_timeout_s=0.3).open()
+        plate = ForcePlate(sim.port_path, sim.plate, clock=clock, first_frame_timeout_s=0.3)
+        _open_timing_out_after_bytes(plate, clock)
 
 
 def test_silent_port_says_no_data(wii: PlateSpec, pty_pair: tuple[int, str]) -> None:
@@ -278,7 +307,9 @@ def test_random_bytes_at_the_wrong_baud_rate_are_a_protocol_error(
                 r"6 channels; saw \d+ bytes, \d+ CRC failures"
             ),
         ):
-            ForcePlate(path, six_axis, first_frame_timeout_s=0.3).open()
+            clock = ManualClock()
+            plate = ForcePlate(path, six_axis, clock=clock, first_frame_timeout_s=0.3)
+            _open_timing_out_after_bytes(plate, clock)
     finally:
         stop.set()
         writer.join()
@@ -337,7 +368,9 @@ def test_old_firmware_without_checksum_is_refused_with_the_fix(wii: PlateSpec) -
             ),
         ),
     ):
-        ForcePlate(sim.port_path, sim.plate, first_frame_timeout_s=0.3).open()
+        clock = ManualClock()
+        plate = ForcePlate(sim.port_path, sim.plate, clock=clock, first_frame_timeout_s=0.3)
+        _open_timing_out_after_bytes(plate, clock, lambda stats: stats.checksum_missing > 0)
 
 
 def test_old_firmware_streams_when_the_plate_file_allows_it(
