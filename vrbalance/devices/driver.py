@@ -22,6 +22,11 @@ still there), ``lost`` (``plate_lost``: the port failed or vanished; retried
 every 50-250 ms so a replugged plate resumes well within 1 s), ``closed``.
 While the plate is stalled or lost :meth:`ForcePlate.drain` returns ``[]`` and
 the balance loop carries on with the head pose alone.
+
+The port is reached only through a few hooks (``_open_port``, ``_read``,
+``_io_error_types``, ``_make_protocol``, ``_parse``, ``_after_open``), so a
+plate on another transport keeps everything above: the Wii Balance Board
+through Linux input is :class:`vrbalance.devices.evdev_plate.EvdevPlate`.
 """
 
 from __future__ import annotations

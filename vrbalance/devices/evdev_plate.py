@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-import fcntl
 import logging
 import os
 import select
@@ -160,6 +159,8 @@ class EvdevDeviceSource:
                 f"input device {path!r} ({self.device.name}) has no absolute axes "
                 f"{', '.join(hex(c) for c in missing)}: is it the right device?"
             )
+        import fcntl  # here, not at the top: the serial plates must import on Windows too
+
         try:
             fcntl.ioctl(self.device.fd, EVIOCSCLOCKID, struct.pack("i", time.CLOCK_MONOTONIC))
         except OSError as exc:  # old kernels: stamps stay on wall time, still ordered
