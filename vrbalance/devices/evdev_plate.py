@@ -243,7 +243,7 @@ class EvdevPlate(ForcePlate):
         self.device_path: str | None = None
         self.battery_percent: int | None = None
         self.button_presses = 0
-        self._button = threading.Event()
+        self._button = threading.Condition()
         kwargs.setdefault("protocol", "evdev")
         super().__init__(port, view, calibration or find_calibration(spec.calibration), **kwargs)
 
@@ -270,10 +270,14 @@ class EvdevPlate(ForcePlate):
         return self
 
     def wait_for_button(self, timeout_s: float) -> bool:
-        """Block until the board's button is pressed (a "ready" signal); False on timeout."""
-        pressed = self._button.wait(timeout_s)
-        self._button.clear()
-        return pressed
+        """Block until the board's button is pressed after this call (a "ready" signal).
+
+        Returns False after ``timeout_s`` without a press; a press before the
+        call does not count (an old press must not start a trial).
+        """
+        with self._button:
+            start = self.button_presses
+            return self._button.wait_for(lambda: self.button_presses > start, timeout_s)
 
     @property
     def button_pressed(self) -> bool | None:
@@ -354,8 +358,9 @@ class EvdevPlate(ForcePlate):
             protocol.needs_resync = False
         for change in protocol.take_button_changes():
             if change.pressed:
-                self.button_presses += 1
-                self._button.set()
+                with self._button:
+                    self.button_presses += 1
+                    self._button.notify_all()
             self._emit(
                 "plate_button",
                 f"board button {'pressed' if change.pressed else 'released'}",
