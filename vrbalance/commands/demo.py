@@ -703,6 +703,7 @@ def _run_xr(
     )
     with xr_out:
         session = xr_out.session
+        lsl = _lsl_outlets(args, clock)
         pipe = build_pipeline(
             clock=clock,
             with_plate=not args.no_plate,
@@ -710,12 +711,16 @@ def _run_xr(
             record_to=record_to,
             head=head,
             head_ready=lambda: session is not None and session.focused and not session.lost,
+            extra_sinks=(lsl.tick_sink(level=lambda: app.level),) if lsl is not None else (),
         )
         holder.append(pipe)
         for event in list(xr_out.events):  # what the session said while opening
             pipe.event(event)
         try:
             connect_world(app, pipe, xr_out=xr_out)
+            if lsl is not None:
+                app.add_listener(lambda event: lsl.event(0, event))  # operator keys: markers
+                lsl.start()
             t_start = clock.now_s()
             pipe.start()
             if seconds is not None:
@@ -726,6 +731,8 @@ def _run_xr(
             stats = xr_out.stats()
         finally:
             pipe.close()
+            if lsl is not None:
+                lsl.close()
     print(
         f"vrbalance demo --xr: runtime {session.runtime_name if session else '-'}, "
         f"{session.space_type if session else '-'} space, {elapsed:.1f} s\n"
