@@ -33,7 +33,7 @@ def pg_cluster() -> Iterator[TempCluster]:
         )
     import psycopg
 
-    cluster = TempCluster(bin_dir)
+    cluster = TempCluster(bin_dir)  # initdb; removes nothing of anyone else's
     try:
         cluster.start()
         with psycopg.connect(cluster.url, autocommit=True) as con:

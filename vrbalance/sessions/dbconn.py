@@ -333,7 +333,9 @@ class PostgresConnection(Connection):
             raise self.error(exc) from None
         except Exception as exc:  # e.g. a malformed URL: ProgrammingError/ValueError
             raise StoreError(f"{self.where}: cannot open: {scrub(str(exc), url)}") from None
-        self._db.execute(f"SET lock_timeout = '{int(self.timeout_s * 1000)}ms'")
+        # A row another station holds locked fails after timeout_s instead of hanging.
+        with self.guard():
+            self._db.execute(f"SET lock_timeout = '{int(self.timeout_s * 1000)}ms'")
 
     def _sql(self, sql: str) -> str:
         cached = self._sql_cache.get(sql)

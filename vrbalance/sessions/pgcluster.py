@@ -83,7 +83,11 @@ class TempCluster:
             self._as_user = ["runuser", "-u", "postgres", "--"]
             self._owner = (pw.pw_uid, pw.pw_gid)
         self.tls = tls and shutil.which("openssl") is not None
-        self._init()
+        try:
+            self._init()
+        except BaseException:
+            shutil.rmtree(self.root, ignore_errors=True)
+            raise
 
     @property
     def url(self) -> str:
