@@ -322,14 +322,15 @@ def make_private_dir(path: Path) -> Path:
 
     Every folder this creates is private, not only the last one: ``mkdir(parents=
     True)`` would give the parents the umask's mode, and a world-listable
-    ``sessions/`` folder shows every patient's id. Folders that already existed
-    are left as they were (they may be the user's own, or ``/tmp``).
+    ``sessions/`` folder shows every patient's id. Folders that already existed,
+    ``path`` included, are left as they were: they may be the user's own, or
+    ``/tmp`` (``report --out /tmp/r.html`` or a recording in ``/tmp/x`` as root
+    once made ``/tmp`` 0700 for the whole machine).
     """
     missing = [p for p in (path, *path.parents) if not p.exists()]
     for folder in reversed(missing):  # top-down
         folder.mkdir(mode=DIR_MODE, exist_ok=True)
         os.chmod(folder, DIR_MODE)
-    os.chmod(path, DIR_MODE)
     return path
 
 
