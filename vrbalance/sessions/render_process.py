@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
+import os
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,8 @@ from vrbalance.errors import VrBalanceError
 
 log = logging.getLogger(__name__)
 
+#: Niceness added to the render process (lower CPU priority than the session's).
+RENDER_NICE = 10
 #: How long the session waits for the renderer to open, build a scene or close, s.
 RENDER_REPLY_TIMEOUT_S = 120.0
 
@@ -63,6 +66,12 @@ def _render_main(conn: Connection, offscreen: bool) -> None:
     from vrbalance.clock import MonotonicClock
     from vrbalance.sessions.world import open_world
 
+    # The picture yields the CPU to the safety path: software GL's threads
+    # (created by Mesa in this process, inheriting it) would otherwise take
+    # both cores from the tty layer's kernel worker that delivers the plate's
+    # bytes and from the session's threads that hold the loop's GIL.
+    with contextlib.suppress(OSError):
+        os.nice(RENDER_NICE)
     try:
         world = open_world(offscreen=offscreen, clock=MonotonicClock())
     except Exception as exc:  # reported to the session, which raises it
