@@ -5,7 +5,9 @@ The demo is the whole product in miniature, wired by one function,
 
 * a simulated person on a simulated force plate, streaming real bytes through
   a pseudo-terminal (``SimulatedPlateServer``) into the real driver
-  (``ForcePlate``) - or, with ``--no-plate``, head only;
+  (``ForcePlate``), both in the plate process that hands the frames over in
+  shared memory (:func:`vrbalance.sessions.assembly.open_simulated_plate`, as
+  ``vrbalance run --simulate``) - or, with ``--no-plate``, head only;
 * a head: the simulated person's head plus the desktop stand-in's lean and
   gaze (:class:`~vrbalance.world.desktop_pose.DesktopPose`: W/A/S/D lean,
   right mouse button looks around), one ``DesktopHead`` source that both the
@@ -54,6 +56,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import logging
 import math
 import time
@@ -184,9 +187,11 @@ class DemoPipeline:
         The balance loop (``None`` once closed).
     monitor : SafetyMonitor
         Judges every tick with :meth:`tick_status` (see :meth:`judge`).
-    server, plate : objects or None
-        Simulated plate server and the real driver reading it (``None``
-        with ``--no-plate``).
+    server : SimulatedPlate or None
+        The simulated plate, its driver and device (in the plate process on
+        the monotonic clock; ``None`` with ``--no-plate``).
+    plate : object or None
+        What the loop drains (``server.plate``).
     stance : Stance
         For the overlay's base-of-support outline.
     status : MonitorStatus
@@ -220,6 +225,9 @@ class DemoPipeline:
     def start(self) -> None:
         """Start the balance loop with the inputs *connecting* (see module docstring)."""
         self._connect_t0_s = self.clock.now_s()
+        # Everything alive now lives as long as the demo: out of the collector's
+        # full sweeps, which hold the GIL for tens of ms (docs/integration.md).
+        gc.freeze()
         if self.loop is not None:
             self.loop.start()
 
@@ -387,12 +395,10 @@ class DemoPipeline:
         recorder, self.recorder = self.recorder, None
         if recorder is not None:
             recorder.close()
-        plate, self.plate = self.plate, None
-        if plate is not None:
-            plate.close()
+        self.plate = None
         server, self.server = self.server, None
         if server is not None:
-            server.stop()
+            server.stop()  # the driver, the simulated device and its process
 
 
 def build_pipeline(
@@ -445,10 +451,11 @@ def build_pipeline(
     try:
         plate_geometry = None
         if with_plate:
-            from vrbalance.devices.driver import ForcePlate
-            from vrbalance.devices.pty_server import SimulatedPlateServer
+            from vrbalance.config.plates import load_plate
+            from vrbalance.devices.pty_server import DEFAULT_PLATE
             from vrbalance.devices.simulator import PersonParams
-            from vrbalance.sessions.sim import SIM_COP_AHEAD_OF_ANKLE_M, SimulatedHead
+            from vrbalance.sessions.assembly import open_simulated_plate
+            from vrbalance.sessions.sim import SIM_COP_AHEAD_OF_ANKLE_M
 
             ankle = pipe.stance.ankle_m
             person = PersonParams(
@@ -456,14 +463,14 @@ def build_pipeline(
                 height_m=1.70,
                 stance_cop_m=(ankle[0], ankle[1] + SIM_COP_AHEAD_OF_ANKLE_M),
             )
-            pipe.server = SimulatedPlateServer(
-                script=script, seed=seed, clock=clock, person=person
-            ).start()
-            pipe.plate = ForcePlate(
-                pipe.server.port_path, pipe.server.plate, pipe.server.calibration, clock=clock
-            ).open()
-            plate_geometry = pipe.server.plate.geometry
-            pipe.base_head = SimulatedHead(pipe.server.signal, body, clock, ankle)
+            # As in a session: simulated and read in the plate process (the
+            # renderer shares this process), see vrbalance.sessions.assembly.
+            pipe.server = open_simulated_plate(
+                load_plate(DEFAULT_PLATE), person, body, ankle, clock, script=script, seed=seed
+            )
+            pipe.plate = pipe.server.plate
+            plate_geometry = pipe.server.plate_spec.geometry
+            pipe.base_head = pipe.server.head
         else:
             pipe.base_head = ScriptedHeadSource(SwayScript(seed=seed, height_m=body.eye_height_m))
         if head is None:

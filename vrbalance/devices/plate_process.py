@@ -54,6 +54,17 @@ REPLY_TIMEOUT_S = 30.0
 PLATE_TUNING: dict[str, int] = {"timer_slack_ns": 1000, "fifo_priority": 20}
 #: The plate process's GIL switch interval, s.
 PLATE_SWITCH_INTERVAL_S = 0.0005
+#: Modules the forkserver imports once, so that every plate (and render) process
+#: forked from it starts with them loaded (importing numpy, pyserial and the
+#: drivers takes seconds on a busy machine).
+FORKSERVER_PRELOAD = [
+    "vrbalance.devices.plate_process",
+    "vrbalance.devices.evdev_plate",
+    "vrbalance.devices.pty_server",
+    "vrbalance.devices.simulator",
+    "vrbalance.config.plates",
+    "vrbalance.realtime.priority",
+]
 _ERRORS: dict[str, type[VrBalanceError]] = {
     "DeviceError": DeviceError,
     "ProtocolError": ProtocolError,
@@ -63,8 +74,15 @@ _ERRORS: dict[str, type[VrBalanceError]] = {
 # --------------------------------------------------------------------------- child
 
 
-def _child_main(commands: Connection, events: Connection, ring_name: str) -> None:
+def _child_main(
+    commands: Connection,
+    events: Connection,
+    ring_name: str,
+    inherited: tuple[Connection, ...] = (),
+) -> None:
     """The plate process: serve commands until ``quit`` or the parent goes away."""
+    for conn in inherited:
+        conn.close()
     from vrbalance.clock import MonotonicClock
     from vrbalance.config.plates import load_plate
     from vrbalance.devices.evdev_plate import open_plate
@@ -141,13 +159,24 @@ def _child_main(commands: Connection, events: Connection, ring_name: str) -> Non
                     close_trial()
                     commands.send(("ok", None))
                     return
+                if command == "server":  # scripted device faults (stall, unplug, replug)
+                    if server is None:
+                        raise DeviceError("plate process: no simulated plate is open")
+                    method = options["method"]
+                    if method not in ("stall", "unplug", "replug"):
+                        raise ValueError(f"simulated plate: unknown action {method!r}")
+                    getattr(server, method)(*options.get("args", ()))
+                    commands.send(("ok", None))
+                    continue
                 if command == "close":
                     close_trial()
                     commands.send(("ok", None))
                     continue
                 if command == "open":
                     close_trial()
-                    plate = load_plate(options["plate_id"])
+                    plate = options["plate"]
+                    if isinstance(plate, str):
+                        plate = load_plate(plate)
                     port = options.get("port")
                     if port is None:
                         person = PersonParams(**options["person"])
@@ -276,14 +305,23 @@ class PlateProcess:
         """Create the ring and start the child (idempotent)."""
         if self._process is not None:
             return self
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["vrbalance.devices.plate_process"])
+        # A single-threaded process forks (instant: the child has every module
+        # already); with threads running (a renderer's, a test runner's) a fork
+        # could copy a lock some thread holds, so the child comes from the
+        # forkserver instead (a clean process; its first start imports).
+        forking = threading.active_count() == 1
+        ctx = multiprocessing.get_context("fork" if forking else "forkserver")
+        if not forking:
+            ctx.set_forkserver_preload(FORKSERVER_PRELOAD)
         self.ring = SharedFrameRing.create(self._capacity)
         parent_cmd, child_cmd = ctx.Pipe(duplex=True)
         events_in, events_out = ctx.Pipe(duplex=False)
+        # A forked child closes its copies of this side's ends, so that it sees
+        # EOF when the session goes away.
+        inherited = (parent_cmd, events_in) if forking else ()
         process = ctx.Process(
             target=_child_main,
-            args=(child_cmd, events_out, self.ring.name),
+            args=(child_cmd, events_out, self.ring.name, inherited),
             name="vrbalance-plate",
             daemon=True,
         )
@@ -326,7 +364,7 @@ class PlateProcess:
 
     def open_simulated(
         self,
-        plate_id: str,
+        plate: Any,
         person: Any,
         *,
         script: str = "",
@@ -344,7 +382,7 @@ class PlateProcess:
         port = self._call(
             "open",
             {
-                "plate_id": plate_id,
+                "plate": plate,
                 "person": asdict(person),
                 "script": script,
                 "seed": seed,
@@ -353,12 +391,12 @@ class PlateProcess:
         )
         return SharedPlate(self, port), SharedPerson(self.ring, person)
 
-    def open_serial(self, plate_id: str, port: str, *, calibration: Any = None) -> SharedPlate:
+    def open_serial(self, plate: Any, port: str, *, calibration: Any = None) -> SharedPlate:
         """Open the plate on ``port`` (serial or input device) in the child; waits for
         its first frame. ``calibration``: the session's (default: the plate's own)."""
         self._require_started()
         self._fresh_start()
-        self._call("open", {"plate_id": plate_id, "port": port, "calibration": calibration})
+        self._call("open", {"plate": plate, "port": port, "calibration": calibration})
         return SharedPlate(self, port)
 
     def _fresh_start(self) -> None:
@@ -369,6 +407,10 @@ class PlateProcess:
         """
         self.ring.skip_to_end()
         self.poll_events()
+
+    def simulated_fault(self, method: str, *args: float) -> None:
+        """``stall(duration_s)``, ``unplug()`` or ``replug()`` the simulated plate in the child."""
+        self._call("server", {"method": method, "args": args})
 
     def close_plate(self) -> None:
         """Close the plate (and simulated server) in the child; the child stays."""

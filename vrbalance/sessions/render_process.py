@@ -141,7 +141,9 @@ class RenderProcess:
 
     def __init__(self, *, offscreen: bool) -> None:
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["vrbalance.devices.plate_process"])
+        from vrbalance.devices.plate_process import FORKSERVER_PRELOAD
+
+        ctx.set_forkserver_preload(FORKSERVER_PRELOAD)
         self._conn, child = ctx.Pipe(duplex=True)
         self._process = ctx.Process(
             target=_render_main, args=(child, bool(offscreen)), name="vrbalance-render", daemon=True

@@ -46,11 +46,12 @@ from vrbalance.errors import ConfigError, DeviceError, VrBalanceError
 from vrbalance.events import Event
 from vrbalance.progress import ProgressBar, verdict_text
 from vrbalance.samples import HeadPose, PlateFrame
+from vrbalance.sessions.assembly import open_serial_plate, open_simulated_plate, use_plate_process
 from vrbalance.sessions.plate_check import LOAD_TOLERANCE, LoadCheck, check_load
 from vrbalance.sessions.protocol import Protocol as SessionProtocol
 from vrbalance.sessions.protocol import Trial
 from vrbalance.sessions.recorder import SessionRecorder, software_info
-from vrbalance.sessions.sim import SimulatedHead, trial_script
+from vrbalance.sessions.sim import trial_script
 
 log = logging.getLogger(__name__)
 
@@ -350,13 +351,15 @@ class SimulatedDevices:
         self._server: Any = None
         self._driver: Any = None
         self._process: Any = None
-        self.plate_process = _use_plate_process(clock, plate_process)
+        self.plate_process = use_plate_process(clock, plate_process)
+        if self.plate_process:  # one for the session, started before any other thread
+            from vrbalance.devices.plate_process import PlateProcess
+
+            self._process = PlateProcess().start()
 
     def open_trial(self, index: int, trial: Trial) -> tuple[PlateSource | None, HeadSource]:
         from vrbalance.balance.stance import make_stance
         from vrbalance.config.plates import load_foot_template
-        from vrbalance.devices.driver import ForcePlate
-        from vrbalance.devices.pty_server import SimulatedPlateServer
         from vrbalance.devices.simulator import PersonParams
         from vrbalance.sessions.sim import SIM_COP_AHEAD_OF_ANKLE_M, sim_noise_torque_nm
 
@@ -375,45 +378,29 @@ class SimulatedDevices:
             noise_torque_nm=sim_noise_torque_nm(trial.stance, trial.eyes, trial.surface),
         )
         script = trial_script(trial, person.com_height_m, self._extra)
-        if self.plate_process:
-            # The simulated plate is another device: simulate and read it in the
-            # plate process, away from this process's GIL (docs/integration.md).
-            if self._process is None:
-                from vrbalance.devices.plate_process import PlateProcess
-
-                self._process = PlateProcess().start()
-            shared, person_view = self._process.open_simulated(
-                self.plate_id,
-                person,
-                script=script,
-                seed=self._seed + index,
-                calibration=self.calibration,
-            )
-            self._driver = shared
-            signal = type("_Signal", (), {"person": person_view})()
-            head = SimulatedHead(signal, self._body, self._clock, ankle)
-            return (shared if trial.plate else None), head  # plate = false: head only
-        self._server = SimulatedPlateServer(
-            self.plate, script=script, seed=self._seed + index, clock=self._clock, person=person
-        ).start()
-        try:
-            self._driver = ForcePlate(
-                self._server.port_path, self.plate, self.calibration, clock=self._clock
-            ).open()
-        except VrBalanceError:
-            self._server.stop()
-            raise
-        head = SimulatedHead(self._server.signal, self._body, self._clock, ankle)
+        # The simulated plate is another device: simulated and read in the plate
+        # process, away from this process's GIL (vrbalance.sessions.assembly).
+        self._server = open_simulated_plate(
+            self.plate,
+            person,
+            self._body,
+            ankle,
+            self._clock,
+            script=script,
+            seed=self._seed + index,
+            calibration=self.calibration,
+            process=self._process,
+            plate_process=self.plate_process,
+        )
+        self._driver = self._server.plate
         # A head-only trial (plate = false) sees the same simulated person's head;
         # the plate keeps streaming into its bounded buffer, unread.
-        return (self._driver if trial.plate else None), head
+        return (self._driver if trial.plate else None), self._server.head
 
     def close_trial(self) -> None:
-        if self._driver is not None:
-            self._driver.close()
-            self._driver = None
+        self._driver = None
         if self._server is not None:
-            self._server.stop()
+            self._server.stop()  # driver and simulated device (the plate process stays)
             self._server = None
 
     def close(self) -> None:
@@ -421,24 +408,6 @@ class SimulatedDevices:
         if self._process is not None:
             self._process.close()
             self._process = None
-
-
-def _use_plate_process(clock: Clock, wanted: bool | None) -> bool:
-    """Whether to read the plate in its own process (the default on the monotonic clock).
-
-    The plate process stamps frames on ``CLOCK_MONOTONIC``; only a session on
-    :class:`~vrbalance.clock.MonotonicClock` shares that timebase (a test's
-    manual clock keeps the plate in this process).
-    """
-    from vrbalance.clock import MonotonicClock
-
-    if wanted is None:
-        return type(clock) is MonotonicClock
-    if wanted and type(clock) is not MonotonicClock:
-        raise ConfigError(
-            f"plate_process=True needs the session on MonotonicClock, got {type(clock).__name__}"
-        )
-    return bool(wanted)
 
 
 class SerialDevices:
@@ -462,28 +431,27 @@ class SerialDevices:
         self._clock = clock
         self._driver: Any = None
         self._process: Any = None
-        self.plate_process = _use_plate_process(clock, plate_process)
+        self.plate_process = use_plate_process(clock, plate_process)
+        if self.plate_process:  # read away from this process's GIL (docs/integration.md)
+            from vrbalance.devices.plate_process import PlateProcess
+
+            self._process = PlateProcess().start()
 
     def open_trial(self, index: int, trial: Trial) -> tuple[PlateSource | None, HeadSource | None]:
-        from vrbalance.devices.evdev_plate import open_plate
-
         if self._driver is None:  # a serial port, or an input device (/dev/input/..., auto)
-            if self.plate_process:  # read away from this process's GIL (docs/integration.md)
-                from vrbalance.devices.plate_process import PlateProcess
-
-                self._process = PlateProcess().start()
-                try:
-                    self._driver = self._process.open_serial(
-                        self.plate_id, self._port, calibration=self.calibration
-                    )
-                except VrBalanceError:
+            try:
+                self._driver = open_serial_plate(
+                    self.plate,
+                    self._port,
+                    self._clock,
+                    calibration=self.calibration,
+                    process=self._process,
+                )
+            except VrBalanceError:
+                if self._process is not None:
                     self._process.close()
                     self._process = None
-                    raise
-            else:
-                self._driver = open_plate(
-                    self.plate, self._port, calibration=self.calibration, clock=self._clock
-                )
+                raise
         if not trial.plate:
             return None, None  # head only (the tandem walk): the plate stays open, unread
         return self._driver, None
