@@ -50,9 +50,9 @@ def run(args: argparse.Namespace) -> int:
     out = None
     if args.render:
         from vrbalance.commands.demo import parse_size
-        from vrbalance.sessions.world import open_world
+        from vrbalance.sessions.assembly import open_session_world
 
-        world = open_world(offscreen=True, size_px=parse_size(args.size))
+        world = open_session_world(offscreen=True, size_px=parse_size(args.size))
         if args.out:
             out = make_private_dir(Path(args.out))
     bar = ProgressBar()

@@ -215,14 +215,10 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("vrbalance run: give --port PORT for a real plate, or --simulate")
     world = None
     if not args.no_render:
-        from vrbalance.sessions.world import open_world
+        from vrbalance.sessions.assembly import open_session_world
 
-        world = open_world(
-            offscreen=args.offscreen,
-            xr=xr,
-            clock=clock,
-            own_process=True,  # the renderer never holds the loop's GIL (docs/integration.md)
-            **xr_world_options(xr),
+        world = open_session_world(
+            offscreen=args.offscreen, xr=xr, clock=clock, **xr_world_options(xr)
         )
     session_id, folder = new_session_folder(sessions_root(), args.patient, protocol.name)
     total = protocol.duration_s
