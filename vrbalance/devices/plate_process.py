@@ -30,6 +30,7 @@ import contextlib
 import gc
 import logging
 import multiprocessing
+import signal
 import sys
 import threading
 from dataclasses import asdict
@@ -74,6 +75,18 @@ _ERRORS: dict[str, type[VrBalanceError]] = {
 # --------------------------------------------------------------------------- child
 
 
+def ignore_terminal_signals() -> None:
+    """Leave Ctrl-C and a hang-up to the session (they reach the whole process group).
+
+    The session ends its trial cleanly on them and then closes this process;
+    a child that died first would end the trial as a lost plate instead.
+    """
+    for name in ("SIGINT", "SIGHUP"):
+        number = getattr(signal, name, None)
+        if number is not None:
+            signal.signal(number, signal.SIG_IGN)
+
+
 def _child_main(
     commands: Connection,
     events: Connection,
@@ -81,6 +94,7 @@ def _child_main(
     inherited: tuple[Connection, ...] = (),
 ) -> None:
     """The plate process: serve commands until ``quit`` or the parent goes away."""
+    ignore_terminal_signals()
     for conn in inherited:
         conn.close()
     from vrbalance.clock import MonotonicClock

@@ -64,7 +64,10 @@ class _ForwardControls:
 def _render_main(conn: Connection, offscreen: bool) -> None:
     """The render process: open the world, then serve the session's calls."""
     from vrbalance.clock import MonotonicClock
+    from vrbalance.devices.plate_process import ignore_terminal_signals
     from vrbalance.sessions.world import open_world
+
+    ignore_terminal_signals()  # the session ends the trial, then closes this process
 
     # The picture yields the CPU to the safety path: software GL's threads
     # (created by Mesa in this process, inheriting it) would otherwise take
