@@ -2,8 +2,8 @@
 
 Usage::
 
-    python benchmarks/bench_console.py            # ~6 min: 200+ clicks, 3+3 loop runs
-    python benchmarks/bench_console.py --quick    # ~1.5 min smoke run
+    python benchmarks/bench_console.py            # ~8 min: 125 clicks, 3+3 loop runs
+    python benchmarks/bench_console.py --quick    # ~2 min smoke run
 
 Needs Debian's ``chromium`` and ``chromium-driver`` (the console is driven by
 headless Chromium, as a therapist's browser would drive it).
@@ -59,13 +59,22 @@ def body(d: Any) -> str:
     return d.find_element("tag name", "body").text
 
 
-def wait(d: Any, pred: Any, timeout_s: float = 120.0) -> Any:
-    from selenium.common.exceptions import StaleElementReferenceException
+def wait(d: Any, pred: Any, timeout_s: float = 120.0, poll_s: float = 0.02) -> Any:
+    """Poll the page (each poll is a WebDriver round trip: CPU the therapist's browser
+    would not spend, so long waits poll slowly)."""
+    from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(
-        d, timeout_s, poll_frequency=0.005, ignored_exceptions=(StaleElementReferenceException,)
-    ).until(pred)
+    try:
+        return WebDriverWait(
+            d,
+            timeout_s,
+            poll_frequency=poll_s,
+            ignored_exceptions=(StaleElementReferenceException,),
+        ).until(pred)
+    except TimeoutException:
+        print(f"timed out after {timeout_s} s; the page says:\n{body(d)}", file=sys.stderr)
+        raise
 
 
 def text_of(d: Any, element_id: str) -> str:
@@ -73,12 +82,35 @@ def text_of(d: Any, element_id: str) -> str:
     return found[0].text if found else ""
 
 
-def click(d: Any, element_id: str) -> float:
+#: Records each click's time in the page (capture phase, before NiceGUI's handler).
+CLICK_SPY = """
+if (!window.__clicks) {
+  window.__clicks = [];
+  document.addEventListener('click', (e) => {
+    const b = e.target.closest('button');
+    if (b && b.id) window.__clicks.push([b.id, performance.timeOrigin + performance.now()]);
+  }, true);
+}
+"""
+
+
+def click(d: Any, element_id: str) -> None:
+    """Click a button or link once it is there and enabled."""
+    wait(d, lambda d: d.find_element("id", element_id).is_enabled())
+    d.find_element("id", element_id).click()
+
+
+def timed_click(d: Any, element_id: str) -> float:
+    """Click; returns the browser's own time of the click event on the monotonic clock."""
     el = wait(d, lambda d: d.find_element("id", element_id))
     wait(d, lambda d: d.find_element("id", element_id).is_enabled())
-    t = time.perf_counter()
+    d.execute_script(CLICK_SPY)
+    n = d.execute_script("return window.__clicks.length")
     el.click()
-    return t
+    stamp = wait(d, lambda d: d.execute_script(f"return (window.__clicks || [])[{n}]"))
+    # The page's clock is the wall clock (ms): move it onto CLOCK_MONOTONIC, the session's.
+    offset_s = time.time() - time.perf_counter()
+    return float(stamp[1]) / 1000.0 - offset_s
 
 
 def events_of(folder: Path) -> list[dict[str, str]]:
@@ -90,13 +122,22 @@ def events_of(folder: Path) -> list[dict[str, str]]:
 def trial_ends(folder: Path) -> list[dict[str, Any]]:
     import json
 
-    return [json.loads(e["values"]) for e in events_of(folder) if e["kind"] == "trial_end"]
+    return [
+        json.loads(e["values_json"] or "{}") for e in events_of(folder) if e["kind"] == "trial_end"
+    ]
 
 
-def start_from_console(d: Any, patient_url: str) -> None:
+def start_from_console(d: Any, patient_url: str, protocol: str = "") -> None:
+    """Open the start page, pick ``protocol`` (its title's start) and start the session."""
     d.get(patient_url)
     click(d, "go-start")
     wait(d, lambda d: "Stand still" in body(d))
+    if protocol:
+        click(d, "protocol")
+        xpath = f"//div[contains(@class, 'q-item')]//span[starts-with(text(), '{protocol}')]"
+        wait(d, lambda d: d.find_elements("xpath", xpath))
+        d.find_element("xpath", xpath).click()
+        wait(d, lambda d: "Keep your balance" in body(d))
     click(d, "start-session")
     wait(d, lambda d: "/station/" in d.current_url)
 
@@ -108,23 +149,34 @@ def newest_session(data: Path, patient: str) -> Path:
         return Path(store.sessions(patient)[-1]["folder"])
 
 
-def bench_clicks(d: Any, patient_url: str, data: Path, pairs: int) -> None:
-    start_from_console(d, patient_url)
+def bench_clicks(d: Any, patient_url: str, data: Path, pairs: int, trials: int) -> None:
+    start_from_console(d, patient_url, "Park walk")
     clicks: list[tuple[str, float]] = []
-    for trial in range(5):
+    for trial in range(trials):
+        print(f"  trial {trial + 1}: waiting for its start gate", file=sys.stderr, flush=True)
         wait(d, lambda d, n=trial: f"Trial {n + 1} ready" in text_of(d, "live-gate"), 180.0)
         if trial:
             click(d, "ctl-reset")  # the stop holds the next trial until a reset
         click(d, "ctl-start")
-        wait(d, lambda d: "plot updates" in text_of(d, "plot-info"))
-        wait(d, lambda d: "Connecting" not in text_of(d, "live-banner"))
+        wait(  # this trial's ticks, streaming
+            d,
+            lambda d, n=trial: (
+                text_of(d, "live-trial").startswith(f"Trial {n + 1}:")
+                and "Connecting" not in text_of(d, "live-banner")
+            ),
+        )
         for _ in range(pairs):
-            clicks.append(("pause", click(d, "ctl-pause")))
+            clicks.append(("pause", timed_click(d, "ctl-pause")))
             wait(d, lambda d: "(paused)" in text_of(d, "live-banner"))
-            clicks.append(("resume", click(d, "ctl-resume")))
+            clicks.append(("resume", timed_click(d, "ctl-resume")))
             wait(d, lambda d: "(paused)" not in text_of(d, "live-banner"))
-        clicks.append(("emergency_stop", click(d, "ctl-emergency-stop")))
+        clicks.append(("emergency_stop", timed_click(d, "ctl-emergency-stop")))
         wait(d, lambda d: "emergency stop" in text_of(d, "live-events"))
+    if trials < 5:  # end the session at the next gate: reset, end session, start
+        wait(d, lambda d: f"Trial {trials + 1} ready" in text_of(d, "live-gate"), 180.0)
+        click(d, "ctl-reset")
+        click(d, "ctl-stop")
+        click(d, "ctl-start")
     wait(d, lambda d: text_of(d, "live-status") == "Session ended", 180.0)
     folder = newest_session(data, "P1")
     applied = [
@@ -154,6 +206,72 @@ def bench_clicks(d: Any, patient_url: str, data: Path, pairs: int) -> None:
         )
 
 
+def bench_channel(data: Path, pairs: int, trials: int) -> None:
+    """The channel alone: console-side send -> the tick that applied it (no browser)."""
+    from vrbalance.console.channel import ChannelClient
+
+    msgs: list[dict[str, Any]] = []
+
+    def until(pred: Any, timeout_s: float = 180.0, since: int = 0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_s
+        seen = since
+        while time.monotonic() < deadline:
+            new = msgs[seen:]
+            seen += len(new)
+            for m in new:
+                if pred(m):
+                    return m
+            time.sleep(0.002)
+        raise SystemExit("the channel benchmark timed out")
+
+    with tempfile.TemporaryDirectory() as folder:
+        os.chmod(folder, 0o700)
+        sock = Path(folder) / "s.sock"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "vrbalance", "run", "--patient", "P1", "--protocol",
+             "park_walk", "--simulate", "--offscreen", "--console-channel", str(sock)],
+            env={**os.environ, "VRBALANCE_DATA": str(data)},
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        client = ChannelClient(sock, msgs.append)
+        while not client.connect():
+            time.sleep(0.05)
+        sent: list[tuple[str, float]] = []
+        applied: list[tuple[str, float]] = []
+        for trial in range(trials):
+            until(lambda m, n=trial: m["type"] == "gate" and m.get("trial") == n)
+            if trial:
+                client.send("reset")
+            client.send("start")
+            until(lambda m, n=trial: m["type"] == "tick" and m["trial"] == n and m["streaming"])
+            for cmd in ["pause", "resume"] * pairs + ["emergency_stop"]:
+                since = len(msgs)
+                sent.append((cmd, time.perf_counter()))
+                client.send(cmd)
+                ev = until(lambda m, c=cmd: m["type"] == "event" and m["kind"] == c, since=since)
+                applied.append((cmd, ev["t_s"]))
+        until(lambda m: m["type"] == "gate" and m.get("trial") == trials)
+        for cmd in ("reset", "stop", "start"):
+            client.send(cmd)
+        until(lambda m: m["type"] == "end")
+        client.close()
+        proc.wait(timeout=60)
+    lat = [(a - s) * 1e3 for (_c, s), (_k, a) in zip(sent, applied, strict=True)]
+    est = [
+        (a - s) * 1e3
+        for (c, s), (_k, a) in zip(sent, applied, strict=True)
+        if c == "emergency_stop"
+    ]
+    print(
+        "\n**Channel alone** (console-side send on the Unix socket -> applied tick, no browser)\n"
+    )
+    print("| commands | n | median | p99 | max |")
+    print("|---|---|---|---|---|")
+    for name, v in (("all", lat), ("emergency_stop", est)):
+        print(f"| {name} | {len(v)} | {statistics.median(v):.1f} ms | {percentile(v, 99):.1f} ms "
+              f"| {max(v):.1f} ms |")  # fmt: skip
+
+
 def bench_loop(d: Any, patient_url: str, data: Path, runs: int, scale: float) -> None:
     env = {**os.environ, "VRBALANCE_DATA": str(data)}
     stats: dict[str, list[dict[str, Any]]] = {"without console": [], "with console": []}
@@ -167,7 +285,7 @@ def bench_loop(d: Any, patient_url: str, data: Path, runs: int, scale: float) ->
         start_from_console(d, patient_url)
         wait(d, lambda d: "Trial 1 ready" in text_of(d, "live-gate"), 180.0)
         click(d, "ctl-start")
-        wait(d, lambda d: text_of(d, "live-status") == "Session ended", 180.0)
+        wait(d, lambda d: text_of(d, "live-status") == "Session ended", 180.0, poll_s=1.0)
         stats["with console"].append(trial_ends(newest_session(data, "P1"))[0])
     print(f"\n**Balance loop** (250 Hz, baseline trial of {30 * scale:g} s, offscreen render, "
           f"{runs} run(s) each, alternating; medians over runs)\n")  # fmt: skip
@@ -198,9 +316,10 @@ def main() -> int:
     parser.add_argument("--pairs", type=int, default=None, help="pause/resume pairs per trial")
     parser.add_argument("--runs", type=int, default=None, help="loop runs with and without")
     args = parser.parse_args()
-    pairs = args.pairs or (3 if args.quick else 20)
+    pairs = args.pairs or (2 if args.quick else 12)
     runs = args.runs or (1 if args.quick else 3)
-    click_scale = 0.1 if args.quick else 0.5
+    click_scale = 1.0
+    trials = 2 if args.quick else 5
     loop_scale = 0.2 if args.quick else 0.5
     from tests.console.conftest import chromium_driver, start_console, stop_console
 
@@ -221,7 +340,8 @@ def main() -> int:
             d.find_element("link text", "P1").click()
             wait(d, lambda d: d.find_elements("id", "go-start"))
             patient_url = d.current_url
-            bench_clicks(d, patient_url, data, pairs)
+            bench_clicks(d, patient_url, data, pairs, trials)
+            bench_channel(data, pairs, trials)
             stop_console(console)
             console = start_console(data, "--seconds-scale", repr(loop_scale))
             d.get(console.url)

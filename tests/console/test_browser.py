@@ -151,6 +151,17 @@ def test_therapist_adds_a_patient_edits_the_envelope_and_stops_a_live_session(
     report = d.find_element("tag name", "body").text
     assert "operator pressed the emergency stop" in report
     d.switch_to.default_content()
+    # The patient's page lists the session with its status and links; the progress report.
+    d.get(patient_url)
+    _wait(d, lambda d: d.find_elements("css selector", "[data-kind=report-link]"), "sessions")
+    assert [e.text for e in d.find_elements("css selector", "[data-kind=session-status]")] == [
+        "complete"
+    ]
+    _click(d, "go-progress")
+    _wait(d, lambda d: d.find_elements("id", "progress-frame"), "the progress page")
+    d.switch_to.frame(d.find_element("id", "progress-frame"))
+    _wait(d, lambda d: "P42" in d.find_element("tag name", "body").text, "the progress report")
+    d.switch_to.default_content()
 
     # -- the recording says the same, and the session is filed
     with Store(console_server.data / "vrbalance.sqlite3") as store:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import stat
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,10 +26,13 @@ class Inbox:
     def __call__(self, msg: dict[str, Any]) -> None:
         self.messages.append(msg)
 
-    def wait(self, pred: Callable[[dict[str, Any]], bool], timeout_s: float = 30.0) -> dict:
+    def wait(
+        self, pred: Callable[[dict[str, Any]], bool], timeout_s: float = 30.0, *, since: int = 0
+    ) -> dict:
+        """The first message from index ``since`` on that matches ``pred``."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            for m in list(self.messages):
+            for m in list(self.messages)[since:]:
                 if pred(m):
                     return m
             time.sleep(0.01)
@@ -73,120 +74,81 @@ def test_bad_lines_are_refused_and_the_socket_is_owner_only(tmp_path: Path) -> N
 
 
 @pytest.mark.slow
-def test_a_session_is_driven_through_the_channel_and_every_command_is_recorded(
+def test_a_station_drives_a_session_records_every_command_and_files_it_when_it_dies(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    data = tmp_path / "data"
-    monkeypatch.setenv("VRBALANCE_DATA", str(data))
-    monkeypatch.delenv("VRBALANCE_DB", raising=False)
-    assert main(["patient", "add", "P3"]) == 0
-    folder = tmp_path / "ch"
-    folder.mkdir(mode=0o700)
-    sock = folder / "s.sock"
-    argv = [
-        "run", "--patient", "P3", "--protocol", "park_walk", "--simulate", "--no-render",
-        "--seconds-scale", "0.05", "--start-level", "park=2", "--console-channel", str(sock),
-    ]  # fmt: skip
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "vrbalance", *argv],
-        env={**os.environ, "VRBALANCE_DATA": str(data)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    inbox = Inbox()
-    client = ChannelClient(sock, inbox)
-    try:
-        deadline = time.monotonic() + 30.0
-        while not client.connect():
-            assert proc.poll() is None, proc.communicate()[0]
-            assert time.monotonic() < deadline, "the session never opened its channel"
-            time.sleep(0.05)
-        hello = inbox.wait(lambda m: m["type"] == "hello")
-        assert hello["patient_id"] == "P3" and hello["trials"][0]["name"] == "Baseline"
-        assert "name" not in hello  # no display name crosses
-        gate = inbox.wait(lambda m: m["type"] == "gate" and m["waiting"])
-        assert gate["trial"] == 0 and gate["instructions"].startswith("Stand still")
-        client.send("start")
-        tick = inbox.wait(lambda m: m["type"] == "tick" and m["cop_m"] is not None)
-        assert tick["bos_m"] and len(tick["bos_m"]) >= 4 and tick["xcom_m"] is not None
-        client.send("pause")
-        inbox.wait(lambda m: m["type"] == "tick" and m["paused"])
-        client.send("resume")
-        client.send("level_up")  # the baseline's level is the protocol's: refused, recorded
-        refused = inbox.wait(is_event("command_refused"))
-        assert "fixes this trial's level" in refused["message"]
-        client.send("emergency_stop")
-        inbox.wait(is_event("emergency_stop"))
-        end0 = inbox.wait(is_event("trial_end"))
-        assert end0["values"]["end_reason"] == "operator_abort"
-        inbox.wait(lambda m: m["type"] == "gate" and m["waiting"] and m["trial"] == 1, 60.0)
-        client.send("start")  # held: an emergency stop needs a reset first
-        assert "reset" in inbox.wait(lambda m: m["type"] == "refused")["reason"]
-        client.send("reset")
-        client.send("start")
-        inbox.wait(lambda m: m["type"] == "tick" and m["trial"] == 1 and m["streaming"])
-        client.send("level_up")
-        change = inbox.wait(lambda m: is_event("level_change")(m) and m["trial"] == 1)
-        assert (change["values"]["from_level"], change["values"]["to_level"]) == (2, 3)
-        inbox.wait(lambda m: m["type"] == "tick" and m["trial"] == 1 and m["level"] == 3)
-        # The console goes away mid-trial: the session carries on; a new one sees it.
-        client.close()
-        inbox = Inbox()
-        client = ChannelClient(sock, inbox)
-        assert client.connect()
-        assert inbox.wait(lambda m: m["type"] == "hello")["session_id"] == hello["session_id"]
-        inbox.wait(lambda m: m["type"] == "tick" and m["trial"] == 1 and m["level"] == 3)
-        client.send("pin_level")
-        inbox.wait(is_event("pin"))
-        client.send("lock_scene")
-        inbox.wait(is_event("lock"))
-        client.send("stop")
-        end = inbox.wait(lambda m: m["type"] == "end", 60.0)
-        assert end == {"type": "end", "end_reason": "operator_abort", "filed": True}
-        out = proc.communicate(timeout=30)[0]
-        assert proc.returncode == 1, out  # stopped early: the command line says so
-        assert "the session ended before its trials were done" in out
-    finally:
-        client.close()
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    recording = Path(hello["folder"])
-    events = read_rows(recording / "events.csv")
-    operator = [(e["trial"], e["kind"]) for e in events if e["source"] == "operator"]
-    for expected in [
-        ("0", "pause"), ("0", "resume"), ("0", "level_up"), ("0", "emergency_stop"),
-        ("1", "reset"), ("1", "level_up"), ("1", "pin_level"), ("1", "lock_scene"), ("1", "stop"),
-    ]:  # fmt: skip
-        assert expected in operator
-    trials = read_rows(recording / "trials.csv")
-    assert [t["end_reason"] for t in trials] == ["operator_abort", "operator_abort"]
-    assert not sock.exists()
+    """The console's station: a real ``vrbalance run`` process and its Unix socket.
 
-
-@pytest.mark.slow
-def test_a_session_process_that_dies_is_explained_and_its_recording_filed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+    Commands applied and recorded, the start gate held by an emergency stop,
+    the director's level controls, the console's channel dropping mid-trial
+    (the session carries on; the station reconnects and sees it), and at last
+    the session process killed mid-trial: the station says why and files the
+    recording as incomplete.
+    """
     from vrbalance.console.stations import SessionRequest, Stations
     from vrbalance.sessions.store import Store
 
     data = tmp_path / "data"
     monkeypatch.setenv("VRBALANCE_DATA", str(data))
     monkeypatch.delenv("VRBALANCE_DB", raising=False)
-    assert main(["patient", "add", "P5"]) == 0
+    assert main(["patient", "add", "P3"]) == 0
     stations = Stations(runtime_dir=tmp_path / "rt")
-    station = stations.start(SessionRequest("P5", "baseline", output="none", seconds_scale=1.0))
+    request = SessionRequest(
+        "P3", "park_walk", output="none", start_levels=(("park", 2),), seconds_scale=0.1
+    )
+    assert request.argv(stations.runtime_dir / "s.sock", None)[3:] == [
+        "run", "--patient", "P3", "--protocol", "park_walk", "--simulate", "--no-render",
+        "--seconds-scale", "0.1", "--console-channel", str(stations.runtime_dir / "s.sock"),
+        "--start-level", "park=2",
+    ]  # fmt: skip
+    inbox = Inbox()
+    station = stations.start(request)
+    station.listeners.append(inbox)
     try:
-        deadline = time.monotonic() + 60.0
-        while not station.snapshot()["gate"].get("waiting"):
-            assert time.monotonic() < deadline, station.snapshot()
-            time.sleep(0.02)
+        hello = inbox.wait(lambda m: m["type"] == "hello")
+        assert hello["patient_id"] == "P3" and hello["trials"][0]["name"] == "Baseline"
+        assert "name" not in hello  # no display name crosses
+        gate = inbox.wait(lambda m: m["type"] == "gate" and m["waiting"])
+        assert gate["trial"] == 0 and gate["instructions"].startswith("Stand still")
         assert station.send("start")
-        state_csv = Path(station.snapshot()["hello"]["folder"]) / "state.csv"
-        while not state_csv.exists() or state_csv.stat().st_size < 2000:  # rows on disk
-            assert time.monotonic() < deadline, station.snapshot()
+        tick = inbox.wait(lambda m: m["type"] == "tick" and m["cop_m"] is not None)
+        assert tick["bos_m"] and len(tick["bos_m"]) >= 4 and tick["xcom_m"] is not None
+        station.send("pause")
+        inbox.wait(lambda m: m["type"] == "tick" and m["paused"])
+        station.send("resume")
+        station.send("level_up")  # the baseline's level is the protocol's: refused, recorded
+        refused = inbox.wait(is_event("command_refused"))
+        assert "fixes this trial's level" in refused["message"]
+        station.send("emergency_stop")
+        inbox.wait(is_event("emergency_stop"))
+        end0 = inbox.wait(is_event("trial_end"))
+        assert end0["values"]["end_reason"] == "operator_abort"
+        inbox.wait(lambda m: m["type"] == "gate" and m["waiting"] and m["trial"] == 1, 60.0)
+        station.send("start")  # held: an emergency stop needs a reset first
+        assert "reset" in inbox.wait(lambda m: m["type"] == "refused")["reason"]
+        station.send("reset")
+        station.send("start")
+        inbox.wait(lambda m: m["type"] == "tick" and m["trial"] == 1 and m["streaming"])
+        station.send("pause")  # trial time stops: the rest of the test has all the time
+        station.send("level_up")
+        change = inbox.wait(lambda m: is_event("level_change")(m) and m["trial"] == 1)
+        assert (change["values"]["from_level"], change["values"]["to_level"]) == (2, 3)
+        inbox.wait(lambda m: m["type"] == "tick" and m["trial"] == 1 and m["level"] == 3)
+        # The console's channel drops mid-trial: the session carries on, the station
+        # connects again and gets the hello and the live ticks.
+        n = len(inbox.messages)
+        assert station.client is not None
+        station.client.close()
+        inbox.wait(lambda m: m["type"] == "hello", since=n)
+        inbox.wait(lambda m: m["type"] == "tick" and m["paused"] and m["level"] == 3, since=n)
+        station.send("pin_level")
+        inbox.wait(is_event("pin"))
+        station.send("lock_scene")
+        inbox.wait(is_event("lock"))
+        state_csv = Path(hello["folder"]) / "state.csv"
+        deadline = time.monotonic() + 30.0
+        while state_csv.stat().st_size < 20000:  # trial 1's rows on disk too
+            assert time.monotonic() < deadline, "no rows reached the disk"
             time.sleep(0.02)
         assert station.proc is not None
         station.proc.kill()  # the session process dies mid-trial
@@ -201,6 +163,15 @@ def test_a_session_process_that_dies_is_explained_and_its_recording_filed(
     assert why.startswith("The session process was killed (SIGKILL).")
     assert "The recording was filed as incomplete (end: incomplete)." in why
     with Store(data / "vrbalance.sqlite3") as store:
-        (session,) = store.sessions("P5")
+        (session,) = store.sessions("P3")
     assert session["status"] == "incomplete"
-    assert read_rows(Path(session["folder"]) / "state.csv")  # what was recorded is kept
+    recording = Path(hello["folder"])
+    events = read_rows(recording / "events.csv")
+    operator = [(e["trial"], e["kind"]) for e in events if e["source"] == "operator"]
+    for expected in [
+        ("0", "pause"), ("0", "resume"), ("0", "level_up"), ("0", "emergency_stop"),
+        ("1", "reset"), ("1", "level_up"), ("1", "pin_level"), ("1", "lock_scene"),
+    ]:  # fmt: skip
+        assert expected in operator
+    trials = read_rows(recording / "trials.csv")
+    assert [t["end_reason"] for t in trials] == ["operator_abort"]  # trial 2 never finished

@@ -543,8 +543,14 @@ def register_pages(console: Console, web: Any) -> None:
             if err is not None or env is None:
                 banner.set_text(err or "")
                 return
-            with console.store() as store:
-                store.set_envelope(pid, env.to_dict())
+            from vrbalance.sessions.store import StoreError
+
+            try:
+                with console.store() as store:  # never silently undo another station's edit
+                    store.set_envelope(pid, env.to_dict(), if_version=patient.envelope_version)
+            except StoreError as exc:
+                banner.set_text(f"{exc} (reload the page to see the current envelope)")
+                return
             saved.set_text("Envelope saved.")
 
         save_btn = ui.button("Save envelope", on_click=save).props("id=save-envelope")

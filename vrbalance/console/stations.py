@@ -113,6 +113,8 @@ class Station:
     session_id: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
     client: ChannelClient | None = None
+    #: Also called with every channel message, in the reader thread (tests, tools).
+    listeners: list = field(default_factory=list)
     started_s: float = field(default_factory=time.monotonic)
 
     @property
@@ -148,6 +150,8 @@ class Station:
                 self.refusals.append(msg)
             elif kind == "end":
                 self.end = msg
+        for listener in list(self.listeners):
+            listener(msg)
 
     def send(self, cmd: str) -> bool:
         """Send one command to the session; False if the channel is down."""
