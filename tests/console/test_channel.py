@@ -145,10 +145,10 @@ def test_a_station_drives_a_session_records_every_command_and_files_it_when_it_d
         inbox.wait(is_event("pin"))
         station.send("lock_scene")
         inbox.wait(is_event("lock"))
-        state_csv = Path(hello["folder"]) / "state.csv"
+        events_csv = Path(hello["folder"]) / "events.csv"
         deadline = time.monotonic() + 30.0
-        while state_csv.stat().st_size < 20000:  # trial 1's rows on disk too
-            assert time.monotonic() < deadline, "no rows reached the disk"
+        while "lock_scene" not in events_csv.read_text():  # flushed (every 0.25 s)
+            assert time.monotonic() < deadline, "the events never reached the disk"
             time.sleep(0.02)
         assert station.proc is not None
         station.proc.kill()  # the session process dies mid-trial
