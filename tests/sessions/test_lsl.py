@@ -2,8 +2,9 @@
 
 LSL stays on this machine: ``LSLAPICFG`` points liblsl at a configuration
 with ``ResolveScope = machine`` (discovery only to 127.0.0.1, multicast TTL 0),
-IPv6 off and ``ListenAddress = 127.0.0.1``, so resolving and streaming send
-nothing beyond loopback. Streams are found by a source id unique to the test,
+IPv6 off and ``ListenAddress = 127.0.0.1``, so the tests' resolvers query
+only loopback; the outlets bring their own such configuration and bind their
+sockets to loopback (``test_lsl_scope.py``). Streams are found by a source id unique to the test,
 so a second test run on the machine cannot cross-talk.
 """
 

@@ -155,7 +155,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--lsl",
         action="store_true",
-        help="publish the balance state and events as Lab Streaming Layer streams (docs/lsl.md)",
+        help="publish the balance state and events as Lab Streaming Layer streams on this "
+        "machine only (docs/lsl.md)",
+    )
+    parser.add_argument(
+        "--lsl-network",
+        action="store_true",
+        help="with --lsl, publish the LSL streams to the lab network instead (liblsl's own "
+        "configuration, LSLAPICFG): unauthenticated, anyone on the network can read them",
     )
     parser.set_defaults(func=run)
 
@@ -648,11 +655,12 @@ def _walk_demo(args: argparse.Namespace, clock: Clock) -> tuple[Any, Any]:
 
 def _lsl_outlets(args: argparse.Namespace, clock: Clock) -> Any:
     """``--lsl``: the outlets (not started yet), or None."""
-    if not getattr(args, "lsl", False):
+    network = getattr(args, "lsl_network", False)
+    if not (getattr(args, "lsl", False) or network):
         return None
     from vrbalance.sessions.lsl import LslOutlets
 
-    return LslOutlets(clock=clock, rate_hz=LOOP_RATE_HZ)
+    return LslOutlets(clock=clock, rate_hz=LOOP_RATE_HZ, network=network)
 
 
 def xr_world_output() -> str:

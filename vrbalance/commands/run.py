@@ -127,7 +127,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--lsl",
         action="store_true",
-        help="publish the balance state and events as Lab Streaming Layer streams (docs/lsl.md)",
+        help="publish the balance state and events as Lab Streaming Layer streams on this "
+        "machine only (docs/lsl.md)",
+    )
+    parser.add_argument(
+        "--lsl-network",
+        action="store_true",
+        help="with --lsl, publish the LSL streams to the lab network instead (liblsl's own "
+        "configuration, LSLAPICFG): unauthenticated, anyone on the network can read them",
     )
     parser.set_defaults(func=run)
 
@@ -227,10 +234,12 @@ def run(args: argparse.Namespace) -> int:
         f"{total:.0f} s planned -> {folder}"
     )
     lsl = None
-    if getattr(args, "lsl", False):
+    if getattr(args, "lsl", False) or getattr(args, "lsl_network", False):
         from vrbalance.sessions.lsl import LslOutlets
 
-        lsl = LslOutlets(clock=clock, rate_hz=args.rate)  # started below, closed in finally
+        lsl = LslOutlets(  # started below, closed in finally
+            clock=clock, rate_hz=args.rate, network=getattr(args, "lsl_network", False)
+        )
     channel = None
     if args.console_channel:
         from vrbalance.console.channel import open_session_channel

@@ -35,7 +35,10 @@ in chunks of whatever has queued. Nothing of LSL runs inside the tick (``docs/ls
 gives the measured cost per tick).
 
 No patient data goes out: the streams carry numbers, event texts and the
-software's name, never the patient id or the session folder.
+software's name, never the patient id or the session folder. And the streams
+stay on this machine unless the user asks otherwise (``--lsl-network``): LSL
+cannot authenticate, so :mod:`vrbalance.sessions.lsl_scope` keeps liblsl's
+discovery and sockets on loopback.
 """
 
 from __future__ import annotations
@@ -52,6 +55,12 @@ from vrbalance import __version__
 from vrbalance.clock import Clock
 from vrbalance.errors import DeviceError
 from vrbalance.events import Event
+from vrbalance.sessions.lsl_scope import (
+    NETWORK_WARNING,
+    confine_new_sockets,
+    machine_config,
+    socket_fds,
+)
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +150,11 @@ class LslOutlets:
         How often the pusher thread hands what queued to liblsl (default
         10 ms: samples reach an inlet within about that, each with its own
         tick's time stamp, so the delay never shifts the data in time).
+    network : bool
+        Publish to the network (``--lsl-network``): liblsl's own configuration
+        (the user's ``LSLAPICFG``, ``~/lsl_api/lsl_api.cfg`` or its defaults),
+        unauthenticated. Default False: the outlets stay on this machine
+        (:mod:`~vrbalance.sessions.lsl_scope`).
 
     Notes
     -----
@@ -158,7 +172,9 @@ class LslOutlets:
         name: str = "vrbalance",
         source_id: str | None = None,
         push_interval_s: float = 0.01,
+        network: bool = False,
     ) -> None:
+        self.network = bool(network)
         self.clock = clock
         self.rate_hz = float(rate_hz)
         self.name = name
@@ -183,16 +199,25 @@ class LslOutlets:
         Raises
         ------
         DeviceError
-            pylsl or liblsl is not available, or an outlet cannot be created.
+            pylsl or liblsl is not available, an outlet cannot be created, or
+            (without ``network``) one of its sockets cannot be kept on this
+            machine.
         """
         if self._thread is not None:
             return self
         pylsl = _pylsl()
-        try:
-            self._balance = pylsl.StreamOutlet(self._balance_info(pylsl))
-            self._markers = pylsl.StreamOutlet(self._marker_info(pylsl))
-        except (RuntimeError, OSError, ValueError) as exc:
-            raise DeviceError(f"--lsl: could not create the LSL outlets: {exc}") from exc
+        if self.network:
+            log.warning(NETWORK_WARNING)
+            self._create(pylsl)
+        else:
+            before = socket_fds()
+            with machine_config():  # read by liblsl at its first use in the process
+                self._create(pylsl)
+            try:
+                confine_new_sockets(before)
+            except DeviceError:
+                self._balance = self._markers = None  # fail closed: no outlets at all
+                raise
         self.offset_s = measure_offset_s(self.clock, pylsl.local_clock)
         self._thread = threading.Thread(target=self._run, name="lsl-outlets", daemon=True)
         self._thread.start()
@@ -203,6 +228,13 @@ class LslOutlets:
             self.offset_s,
         )
         return self
+
+    def _create(self, pylsl: Any) -> None:
+        try:
+            self._balance = pylsl.StreamOutlet(self._balance_info(pylsl))
+            self._markers = pylsl.StreamOutlet(self._marker_info(pylsl))
+        except (RuntimeError, OSError, ValueError) as exc:
+            raise DeviceError(f"--lsl: could not create the LSL outlets: {exc}") from exc
 
     def close(self) -> None:
         """Push what is queued, stop the thread, destroy the outlets; safe to call twice."""
