@@ -1,4 +1,5 @@
-"""Fixtures shared across the test tree: a real PostgreSQL server for the record store.
+"""Fixtures shared across the test tree: a real PostgreSQL server for the record store,
+and the Hypothesis profile every property test runs under (no wall-clock timers).
 
 ``pg_cluster`` (session-scoped) starts a temporary PostgreSQL cluster with the
 binaries of Debian's ``postgresql`` package (initdb + pg_ctl on a temp folder,
@@ -16,8 +17,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from vrbalance.sessions.pgcluster import TempCluster, find_bin_dir
+
+# Hypothesis times each example (a 200 ms deadline) and its data generation (the
+# too_slow health check) on the wall clock: on a shared machine a preempted
+# example fails for the speed of the machine, not for what the test checks. The
+# properties are checked the same; only those timers are off, for every test
+# (a test's own @settings inherits this profile).
+settings.register_profile("vrbalance", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("vrbalance")
 
 _schemas = itertools.count()
 
