@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
-import time
+import re
+import sys
 from pathlib import Path
+from typing import Any, TextIO
 
 import numpy as np
 import pytest
 
 from vrbalance.cli import main
 from vrbalance.config.plates import load_plate
-from vrbalance.devices.calibration import Calibration, load_calibration
+from vrbalance.devices.calibration import Calibration, calibration_positions, load_calibration
 from vrbalance.devices.pty_server import SimulatedPlateServer
-from vrbalance.devices.simulator import parse_load_script
+from vrbalance.devices.simulator import StaticLoad
 
 PLACES = ("centre", "front-left", "front-right", "back-left", "back-right")
 
@@ -38,19 +40,91 @@ def _run(args: list[str]) -> int:
     return main(["calibrate", "plate", *args])
 
 
+_STEP = re.compile(r"Step \d+/\d+: put the [0-9.]+ kg mass at the ([a-z-]+) \(")
+
+
+class _Operator:
+    """The person at the plate: puts the mass where the calibration asks, when it asks.
+
+    It reads the terminal (it stands in for ``sys.stdout``, passing everything
+    on to pytest's capture) and, at each "Step k/n: put the mass at ..." line,
+    moves the simulated plate's mass there; at a prompt it presses Enter. The
+    mass then stays put until the next step, however long the procedure takes
+    on a loaded machine: a load script on fixed times would move it on while
+    a late procedure is still recording the previous place.
+
+    Parameters
+    ----------
+    sim : SimulatedPlateServer
+        Started with a plate that is empty.
+    mass_kg : float
+    misplaced_m : dict, optional
+        Place name -> (dx, dy) the operator puts the mass off its mark, m.
+    """
+
+    def __init__(
+        self,
+        sim: SimulatedPlateServer,
+        mass_kg: float,
+        terminal: TextIO,
+        misplaced_m: dict[str, tuple[float, float]] | None = None,
+    ) -> None:
+        self._sim = sim
+        self._mass_kg = mass_kg
+        self._terminal = terminal
+        self._misplaced_m = misplaced_m or {}
+        self._positions = dict(calibration_positions(sim.plate))
+        self._line = ""
+        self.placed: list[str] = []
+        self.prompts: list[str] = []
+
+    def write(self, text: str) -> int:
+        self._line += text
+        *lines, self._line = self._line.split("\n")
+        for line in lines:
+            if (match := _STEP.search(line)) is not None:
+                name = match.group(1)
+                x, y = self._positions[name]
+                dx, dy = self._misplaced_m.get(name, (0.0, 0.0))
+                self._sim.signal.place((x + dx, y + dy), self._mass_kg)
+                self.placed.append(name)
+        return self._terminal.write(text)
+
+    def input(self, prompt: str) -> str:
+        self.prompts.append(prompt)
+        return ""
+
+    def __getattr__(self, name: str) -> Any:  # flush, isatty, encoding...
+        return getattr(self._terminal, name)
+
+
+def _operator(
+    monkeypatch: pytest.MonkeyPatch, sim: SimulatedPlateServer, mass_kg: float, **kwargs: Any
+) -> _Operator:
+    operator = _Operator(sim, mass_kg, sys.stdout, **kwargs)
+    monkeypatch.setattr(sys, "stdout", operator)
+    monkeypatch.setattr("builtins.input", operator.input)
+    return operator
+
+
+_EMPTY = [StaticLoad(0.0, None)]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("plate_id", ["generic-six-axis"])  # the Wii plate: interactive test
 def test_non_interactive_calibration_recovers_the_plates_gains(
-    plate_id: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    plate_id: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     plate = load_plate(plate_id)
     true = _true_calibration(plate_id)
-    script = "empty@0s," + ",".join(f"{p}@{1.5 + 1.5 * i:.1f}s" for i, p in enumerate(PLACES))
-    loads = parse_load_script(script, plate, 20.0)
     out = tmp_path / "cal.toml"
     with SimulatedPlateServer(
-        plate, protocol="binary", rate_hz=200, loads=loads, calibration=true, seed=1
+        plate, protocol="binary", rate_hz=200, loads=_EMPTY, calibration=true, seed=1
     ) as sim:
+        operator = _operator(monkeypatch, sim, 20.0)
         status = _run(
             [
                 "--port", sim.port_path, "--plate", plate_id, "--protocol", "binary",
@@ -60,6 +134,7 @@ def test_non_interactive_calibration_recovers_the_plates_gains(
         )  # fmt: skip
     captured = capsys.readouterr()
     assert status == 0, captured.err
+    assert operator.placed == list(PLACES) and operator.prompts == []
     assert "Step 6/6: put the 20 kg mass at the back-right" in captured.out
     assert "fit accepted" in captured.out
     fitted = load_calibration(out)
@@ -77,22 +152,9 @@ def test_interactive_calibration_prompts_each_step(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     plate = load_plate("wii-balance-board")
-    step_s = 1.2
-    script = "empty@0s," + ",".join(f"{p}@{step_s * (i + 1):.1f}s" for i, p in enumerate(PLACES))
-    prompts: list[str] = []
-    with SimulatedPlateServer(
-        plate, rate_hz=200, loads=parse_load_script(script, plate, 15.0), seed=2
-    ) as sim:
-
-        def operator(prompt: str) -> str:
-            # The operator presses Enter once the simulated mass is in place.
-            prompts.append(prompt)
-            ready_at_s = step_s * (len(prompts) - 1) + 0.1
-            while sim.signal.t_s < ready_at_s:
-                time.sleep(0.01)
-            return ""
-
-        monkeypatch.setattr("builtins.input", operator)
+    with SimulatedPlateServer(plate, rate_hz=200, loads=_EMPTY, seed=2) as sim:
+        # The operator puts the mass where the step says, then presses Enter.
+        operator = _operator(monkeypatch, sim, 15.0)
         status = _run(
             [
                 "--port", sim.port_path, "--mass-kg", "15", "--tare-s", "0.3",
@@ -100,7 +162,9 @@ def test_interactive_calibration_prompts_each_step(
             ]
         )  # fmt: skip
     assert status == 0, capsys.readouterr().err
+    prompts = operator.prompts
     assert len(prompts) == 6 and "plate is empty" in prompts[0]
+    assert operator.placed == list(PLACES)
     np.testing.assert_allclose(
         load_calibration(tmp_path / "cal.toml").gains, load_calibration(plate.id).gains, rtol=5e-3
     )
@@ -141,15 +205,13 @@ def test_a_typed_mass_that_is_not_a_number_is_an_error_naming_it(
 
 @pytest.mark.slow
 def test_a_fit_that_is_off_is_rejected_and_nothing_written(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     plate = load_plate("wii-balance-board")
-    # The operator put the mass 6 cm off the front-right mark (still nearest to it).
-    moved = parse_load_script("empty@0s,centre@1s,front-left@1.8s,front-right@2.6s", plate, 20.0)
-    moved[3] = dataclasses.replace(moved[3], position_m=(0.2165 - 0.06, 0.119))
-    rest = parse_load_script("back-left@3.4s,back-right@4.2s", plate, 20.0)
     out = tmp_path / "cal.toml"
-    with SimulatedPlateServer(plate, rate_hz=200, loads=moved + rest, seed=3) as sim:
+    with SimulatedPlateServer(plate, rate_hz=200, loads=_EMPTY, seed=3) as sim:
+        # The operator puts the mass 6 cm off the front-right mark (still nearest to it).
+        operator = _operator(monkeypatch, sim, 20.0, misplaced_m={"front-right": (-0.06, 0.0)})
         status = _run(
             [
                 "--port", sim.port_path, "--non-interactive", "--mass-kg", "20",
@@ -159,5 +221,6 @@ def test_a_fit_that_is_off_is_rejected_and_nothing_written(
         )  # fmt: skip
     err = capsys.readouterr().err
     assert status == 2
+    assert operator.placed == list(PLACES)
     assert "fit rejected: largest residual" in err
     assert not out.exists()

@@ -481,6 +481,25 @@ class PlateSignal:
         self.t_s = 0.0
         self.last_forces: tuple[float, ...] = (0.0,) * 6
 
+    def place(self, position_m: tuple[float, float] | None, mass_kg: float) -> None:
+        """From the next sample on, ``mass_kg`` rests at ``position_m`` (None: empty plate).
+
+        What an operator does when ``vrbalance calibrate plate`` asks for it: a
+        guided calibration (or its test) moves the mass when the step is
+        announced, whereas scripted loads move at set times whether the
+        procedure is ready or not. Safe from another thread than the one making
+        samples (the load list is replaced whole).
+
+        Raises
+        ------
+        ValueError
+            If the plate simulates a standing person (no static loads).
+        """
+        if self._loads is None:
+            raise ValueError("this simulated plate carries a person, not static loads")
+        load = StaticLoad(self.t_s, position_m, mass_kg)
+        self._loads = sorted([*self._loads, load], key=lambda s: s.t_s)
+
     def _static(self) -> tuple[float, float, float, float, float, float]:
         current: StaticLoad | None = None
         for load in self._loads or ():
