@@ -10,8 +10,13 @@ them in its reader thread, a :class:`BalanceLoop` drains the plate, runs the
 
 Two clocks drive it:
 
-* :class:`~vrbalance.clock.MonotonicClock`: the real thing, every part in its
-  own thread at its own pace (the loop at 250 Hz, the plate at 100 Hz);
+* :class:`~vrbalance.clock.MonotonicClock`: the real thing, as ``vrbalance run``
+  runs it: the simulated plate and its driver in the plate process
+  (:class:`~vrbalance.devices.plate_process.PlateProcess`: their own process
+  and GIL, real-time priority where the system allows it, frames handed over
+  in shared memory), the balance loop in its own thread here, tuned as the
+  session runner tunes it, each at its own pace (the loop at 250 Hz, the plate
+  at 100 Hz);
 * :class:`LockstepClock`: a manual clock for exact, repeatable runs. The
   balance loop's thread owns the time; when it sleeps, time jumps to the end
   of the sleep and the call returns only once the plate server has written
@@ -35,9 +40,10 @@ from vrbalance.balance.geometry import Body
 from vrbalance.balance.stance import Stance, make_stance
 from vrbalance.balance.state import BalanceState
 from vrbalance.clock import Clock, MonotonicClock
-from vrbalance.config.plates import load_foot_template
+from vrbalance.config.plates import load_foot_template, load_plate
 from vrbalance.devices.driver import ForcePlate, PlateState
 from vrbalance.devices.head import HeadPoseSource
+from vrbalance.devices.plate_process import PlateProcess, SharedPlate
 from vrbalance.devices.pty_server import SimulatedPlateServer
 from vrbalance.devices.simulator import PersonParams
 from vrbalance.director.envelope import SafetyEnvelope
@@ -54,7 +60,7 @@ from vrbalance.director.monitor import (
 from vrbalance.director.probe import MonitorProbe
 from vrbalance.events import Event
 from vrbalance.realtime.loop import close_after_with
-from vrbalance.realtime.pipeline import BalanceLoop, TickResult
+from vrbalance.realtime.pipeline import RECOMMENDED_TUNING, BalanceLoop, TickResult
 from vrbalance.sessions.sim import SIM_COP_AHEAD_OF_ANKLE_M, SimulatedHead
 
 #: Balance-loop rate of every test here, Hz (the product's default).
@@ -173,7 +179,11 @@ class DeviceStatusMonitor:
     """
 
     def __init__(
-        self, monitor: SafetyMonitor, plate: ForcePlate | None, *, head_expected: bool
+        self,
+        monitor: SafetyMonitor,
+        plate: ForcePlate | SharedPlate | None,
+        *,
+        head_expected: bool,
     ) -> None:
         self.monitor = monitor
         self.probe = MonitorProbe(monitor)
@@ -227,7 +237,8 @@ class Rig:
     script : str
         The simulator's script (``"fall@2s"``, ``"stepoff@2s"``, ``"unplug@2s"``).
     lockstep : bool
-        Use a :class:`LockstepClock` (exact) instead of the monotonic clock.
+        Use a :class:`LockstepClock` (exact, everything in this process) instead
+        of the monotonic clock with the plate in the plate process.
     plate_id : str
         Shipped plate id.
     head : HeadPoseSource or "person", optional
@@ -238,9 +249,10 @@ class Rig:
     envelope : SafetyEnvelope, optional
     seed : int
     on_write : callable, optional
-        Passed to the server (``(first_seq, n, t_s)`` after each write).
+        Passed to the server (``(first_seq, n, t_s)`` after each write); lockstep only.
     stall_after_s : float
-        The driver's "no frame for this long: stalled" (its default 0.1 s).
+        The driver's "no frame for this long: stalled" (its default 0.1 s);
+        lockstep only (the plate process runs the driver as the product does).
     """
 
     def __init__(
@@ -253,31 +265,41 @@ class Rig:
         envelope: SafetyEnvelope | None = None,
         seed: int = 1,
         on_write: Callable[[int, int, float], None] | None = None,
-        stall_after_s: float = 0.1,
+        stall_after_s: float | None = None,
     ) -> None:
-        self.stall_after_s = stall_after_s
+        if not lockstep and (on_write is not None or stall_after_s is not None):
+            raise ValueError("on_write and stall_after_s: lockstep rigs only")
+        if isinstance(head, str) and head != "person":
+            raise ValueError(f"head: expected a HeadPoseSource, 'person' or None, got {head!r}")
+        self.stall_after_s = 0.1 if stall_after_s is None else stall_after_s
         self.body = Body(height_m=1.70, mass_kg=70.0)
         self.stance = make_stance("feet_apart", self.body, load_foot_template())
         self.envelope = envelope if envelope is not None else SafetyEnvelope()
         self.lockstep: LockstepClock | None = LockstepClock() if lockstep else None
         self.clock: Clock = self.lockstep if self.lockstep is not None else MonotonicClock()
+        self.plate_spec = load_plate(plate_id)
+        self.person = standing_person(self.stance)
+        self._script = script
+        self._seed = seed
         self._written_seq = -1
         self._pushed_seq = -1
         self._user_on_write = on_write
-        self.server = SimulatedPlateServer(
-            plate_id,
-            script=script,
-            seed=seed,
-            clock=self.clock,
-            person=standing_person(self.stance),
-            on_write=self._on_write,
-        )
-        self.plate: ForcePlate | None = None
-        if head == "person":
-            head = SimulatedHead(self.server.signal, self.body, self.clock, self.stance.ankle_m)
-        elif isinstance(head, str):
-            raise ValueError(f"head: expected a HeadPoseSource, 'person' or None, got {head!r}")
-        self.head: HeadPoseSource | None = head
+        #: The in-process simulated plate (lockstep), or None (real time: the plate process's).
+        self.server: SimulatedPlateServer | None = None
+        #: The plate process (real time), or None.
+        self.process: PlateProcess | None = None
+        if self.lockstep is not None:
+            self.server = SimulatedPlateServer(
+                self.plate_spec,
+                script=script,
+                seed=seed,
+                clock=self.clock,
+                person=self.person,
+                on_write=self._on_write,
+            )
+        self.plate: ForcePlate | SharedPlate | None = None
+        self._head_arg = head
+        self.head: HeadPoseSource | None = None
         self.published = Published()
         self.guard: DeviceStatusMonitor | None = None
         self.loop: BalanceLoop | None = None
@@ -292,6 +314,8 @@ class Rig:
         self._pushed_seq = frames[-1].seq
 
     def _settled(self) -> bool:
+        if self.server is None:
+            raise RuntimeError("the lockstep clock needs the in-process plate server")
         if not self.server.plugged:
             return self.plate is None or self.plate.state in (PlateState.LOST, PlateState.CLOSED)
         return self._pushed_seq >= self._written_seq
@@ -305,6 +329,8 @@ class Rig:
         loop's first tick then gets exactly the one frame written after them, and
         every run with the same seed sees the same frames at the same ticks.
         """
+        if self.server is None:
+            raise RuntimeError("the lockstep clock needs the in-process plate server")
         period_s = 1.0 / self.server.rate_hz
         # Keep every later time off the server's frame boundaries (k * period):
         # the server floors elapsed / period, and a time a rounding error short
@@ -326,20 +352,35 @@ class Rig:
 
     # -- life cycle ------------------------------------------------------------------
     def __enter__(self) -> Self:
-        self.server.start()
-        self.plate = ForcePlate(
-            self.server.port_path,
-            self.server.plate,
-            self.server.calibration,
-            clock=self.clock,
-            on_frames=self._on_frames,
-            # On the lockstep clock no second frame comes while open() waits.
-            wait_for_first_frame=self.lockstep is None,
-            stall_after_s=self.stall_after_s,
-        ).open()
-        if self.lockstep is not None:
+        person: Any = None
+        if self.server is not None and self.lockstep is not None:
+            self.server.start()
+            self.plate = ForcePlate(
+                self.server.port_path,
+                self.server.plate,
+                self.server.calibration,
+                clock=self.clock,
+                on_frames=self._on_frames,
+                # On the lockstep clock no second frame comes while open() waits.
+                wait_for_first_frame=False,
+                stall_after_s=self.stall_after_s,
+            ).open()
             self._start_lockstep(self.lockstep)
-        estimator = BalanceEstimator(self.stance, self.body, self.server.plate.geometry)
+            person = self.server.signal.person
+        else:
+            # As `vrbalance run` does: the plate (here simulated) is read in its own
+            # process, so this process's GIL (loop, test, collector) cannot make its
+            # frames late; the driver there stamps them on CLOCK_MONOTONIC.
+            self.process = PlateProcess().start()
+            self.plate, person = self.process.open_simulated(
+                self.plate_spec.id, self.person, script=self._script, seed=self._seed
+            )
+        head = self._head_arg
+        if head == "person":
+            signal = type("_Signal", (), {"person": person})()
+            head = SimulatedHead(signal, self.body, self.clock, self.stance.ankle_m)
+        self.head = head  # type: ignore[assignment]
+        estimator = BalanceEstimator(self.stance, self.body, self.plate_spec.geometry)
         self.guard = DeviceStatusMonitor(
             SafetyMonitor(self.envelope), self.plate, head_expected=self.head is not None
         )
@@ -351,6 +392,10 @@ class Rig:
             head=self.head,
             monitor=self.guard,
             sinks=[self.published],
+            # In real time the loop thread is tuned as the session runner tunes it
+            # (SCHED_FIFO where allowed, short GIL switch interval): untuned, on a busy
+            # machine it skips deadlines by the dozen and judges on fewer ticks.
+            **(RECOMMENDED_TUNING if self.lockstep is None else {}),  # type: ignore[arg-type]
         )
         return self
 
@@ -366,7 +411,10 @@ class Rig:
             self.plate.close()
         if self.lockstep is not None:
             self.lockstep.release()
-        self.server.stop()
+        if self.server is not None:
+            self.server.stop()
+        if self.process is not None:
+            self.process.close()
 
     # -- what happened --------------------------------------------------------------
     @property

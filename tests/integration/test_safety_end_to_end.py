@@ -5,8 +5,9 @@ Real parts only: the simulator writes ASCII frames on a pseudo-terminal, the
 driver's reader thread parses them into its ring buffer, the balance loop
 drains it, estimates, judges (safety monitor in the same tick) and publishes.
 The lockstep tests run that on a manual clock (exact and repeatable: see
-``conftest.LockstepClock``); the ``slow`` ones on the real monotonic clock with
-every part in its own thread.
+``safety_rig.LockstepClock``); the ``slow`` ones on the real monotonic clock
+as ``vrbalance run`` runs: the plate simulated and read in the plate process,
+the loop in its own thread.
 
 Which trigger a fall sets off first depends on the simulated person (today the
 XCoM margin, after its 0.1 s dwell, or with a steady head the CoP leaving the
@@ -44,12 +45,13 @@ FALL_TRIGGERS = ("margin_at_edge", "cop_off_bos", "cop_jump", "load_collapse", "
 RigFactory = Callable[..., Rig]
 
 #: For the real-time tests on a shared 2-core machine: the stale-plate limit at its
-#: hard cap (0.2 s instead of 0.05 s) and the driver's stall detection as late, so
-#: a reader thread starved of CPU for a moment does not calm the world before the
-#: scripted event (that would be the monitor doing its job, but not the thing
-#: under test). Everything else default.
+#: hard cap (0.2 s instead of 0.05 s). The plate is read in the plate process, as
+#: `vrbalance run` reads it, out of reach of this process's GIL and at real-time
+#: priority where the system grants it; where it does not (an unprivileged
+#: developer), a reader starved of CPU for a moment would otherwise calm the world
+#: before the scripted event (the monitor doing its job, but not the thing under
+#: test). Everything else default, the driver's stall detection included.
 SHARED_MACHINE_ENVELOPE = SafetyEnvelope(monitor=MonitorThresholds(plate_stale_s=0.2))
-SHARED_MACHINE_STALL_S = 0.2
 
 
 def _quiet_load_n(rig: Rig, onset_s: float = ONSET_S) -> float:
@@ -252,7 +254,7 @@ def test_unplug_reaches_the_monitor_in_the_next_tick_and_the_loop_keeps_going(
     assert rig.loop.health().skipped == 0
 
 
-# ------------------------------------------------------------------- real time, threads
+# ------------------------------------------------------- real time, the plate process
 @pytest.mark.slow
 def test_real_thread_fall_calms_in_the_tick_the_monitor_must(
     rig_factory: RigFactory, record_property: Callable[[str, object], None]
@@ -262,7 +264,6 @@ def test_real_thread_fall_calms_in_the_tick_the_monitor_must(
         f"fall@{onset_s}s",
         lockstep=False,
         envelope=SHARED_MACHINE_ENVELOPE,
-        stall_after_s=SHARED_MACHINE_STALL_S,
     )
     rig.loop.start()
     assert rig.loop.state is LoopState.RUNNING
@@ -291,7 +292,6 @@ def test_real_thread_unplug_and_replug_keep_the_loop_running(rig_factory: RigFac
         "unplug@1.0s,replug@1.4s",
         lockstep=False,
         envelope=SHARED_MACHINE_ENVELOPE,
-        stall_after_s=SHARED_MACHINE_STALL_S,
     )
     rig.loop.start()
     rig.loop.join(timeout_s=2.4)
