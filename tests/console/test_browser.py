@@ -122,12 +122,15 @@ def test_therapist_adds_a_patient_edits_the_envelope_and_stops_a_live_session(
     _wait(d, lambda d: "Trial 1 ready: Baseline" in _text(d, "live-gate"), "the start gate", 90.0)
     assert "Stand still and relaxed" in _text(d, "live-gate")
     _click(d, "ctl-start")
-
-    # -- the live plot updates (CoP over the base of support, >= 20 Hz refresh); pause at
-    # once (trial time stops, the live picture does not), look, come back, resume
-    _wait(d, lambda d: _plot_updates(d) >= 1 and "CoP (" in _text(d, "plot-info"), "the plot")
+    # Pause at once, before even looking at the plot: the session applies the queued
+    # pause at the trial's first tick, so however slow this browser is, the 30 s trial
+    # cannot run out before the emergency stop below (trial time stops while paused).
     _click(d, "ctl-pause")
+
+    # -- the live plot updates (CoP over the base of support, >= 20 Hz refresh) while
+    # paused (trial time stops, the live picture does not); look, come back, resume
     _wait(d, lambda d: "(paused)" in _text(d, "live-banner"), "paused")
+    _wait(d, lambda d: _plot_updates(d) >= 1 and "CoP (" in _text(d, "plot-info"), "the plot")
     first = _plot_updates(d)
     _wait(d, lambda d: _plot_updates(d) >= first + 5, "more plot updates")
     assert "Margin of stability:" in _text(d, "live-margin")
