@@ -341,7 +341,7 @@ def main() -> int:
             wait(d, lambda d: d.find_elements("id", "go-start"))
             patient_url = d.current_url
             bench_clicks(d, patient_url, data, pairs, trials)
-            bench_channel(data, pairs, trials)
+            bench_channel(data, pairs, 2)
             stop_console(console)
             console = start_console(data, "--seconds-scale", repr(loop_scale))
             d.get(console.url)
