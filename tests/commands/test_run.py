@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import json
 import re
+import signal
 import sqlite3
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -295,6 +298,24 @@ def test_db_flag_and_env_select_the_database(
     assert not (data / "vrbalance.sqlite3").exists()
 
 
+@contextlib.contextmanager
+def _ctrl_c_reaches_children() -> Iterator[None]:
+    """Processes started inside get SIGINT's default action, as from a terminal.
+
+    A shell starts a background job (``pytest ... &``, a CI runner's) with
+    SIGINT ignored, and an ignored signal stays ignored across exec: Python
+    then installs no KeyboardInterrupt handler, and a child ``vrbalance run``
+    is deaf to the test's Ctrl-C (rightly so, for a background job). With a
+    handler installed here, exec resets SIGINT to its default in the child.
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        if previous is not None:  # None: a handler Python did not install; leave ours
+            signal.signal(signal.SIGINT, previous)
+
+
 def _run_until_recording(
     data: Path,
     patient: str,
@@ -316,13 +337,14 @@ def _run_until_recording(
     env = {**os.environ, "VRBALANCE_DATA": str(data)}
     argv = ["run", "--patient", patient, "--protocol", "baseline", "--simulate", "--no-render"]
     out = subprocess.PIPE if capture else subprocess.DEVNULL
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "vrbalance", *argv],
-        env=env,
-        stdout=out,
-        stderr=out,
-        text=True,
-    )
+    with _ctrl_c_reaches_children():
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "vrbalance", *argv],
+            env=env,
+            stdout=out,
+            stderr=out,
+            text=True,
+        )
     deadline = time.monotonic() + 20.0
     while time.monotonic() < deadline:
         found = [
