@@ -8,12 +8,9 @@ offscreen tests (nor outlive its X server).
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,32 +30,6 @@ CHILD = textwrap.dedent(
     print(kind, app.level, app.state.value, shot.stat().st_size)
     """
 )
-
-
-@pytest.fixture
-def xvfb() -> Iterator[str]:
-    """Start a private Xvfb (skip where Xvfb is not installed)."""
-    binary = shutil.which("Xvfb")
-    if binary is None:
-        pytest.skip("Xvfb is not installed (apt-get install xvfb)")
-    display = ":87"
-    proc = subprocess.Popen(
-        [binary, display, "-screen", "0", "800x600x24", "-nolisten", "tcp"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    socket = Path(f"/tmp/.X11-unix/X{display[1:]}")
-    deadline = time.monotonic() + 10.0
-    while not socket.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)  # waiting for an external process to create its socket
-    if not socket.exists():
-        proc.kill()
-        pytest.skip("Xvfb did not start")
-    try:
-        yield display
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def test_window_output_renders_on_a_display(xvfb: str, tmp_path: Path) -> None:
