@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -160,6 +161,11 @@ _CHILD = textwrap.dedent(
 )
 
 
+#: A row the child handed its recorder, as it prints it (a line cut short by the
+#: kill, or anything else on its stdout, does not match).
+_HANDED = re.compile(r"(\d+) (\d+\.\d+(?:e[+-]?\d+)?)")
+
+
 @pytest.mark.slow
 def test_sigkill_loses_at_most_the_last_second(tmp_path: Path) -> None:
     folder = tmp_path / "p" / "killed"
@@ -169,9 +175,11 @@ def test_sigkill_loses_at_most_the_last_second(tmp_path: Path) -> None:
     try:
         assert child.stdout is not None
         # Let it record a while (2 s of its rows: real time passes, as many flushes).
-        handed = [child.stdout.readline()]
-        while int(handed[-1].split()[0]) < 500:
-            handed.append(child.stdout.readline())
+        handed: list[str] = []
+        for line in child.stdout:
+            handed.append(line)
+            if (m := _HANDED.fullmatch(line.strip())) is not None and int(m[1]) >= 500:
+                break
         child.send_signal(signal.SIGKILL)
         handed += child.stdout.read().splitlines()  # what it printed before it died
         child.wait(timeout=10)
@@ -186,7 +194,7 @@ def test_sigkill_loses_at_most_the_last_second(tmp_path: Path) -> None:
     # Lost: what the recorder had been handed but not written when the process died
     # (measured on the rows' own clock, so a child starved of CPU before the kill,
     # which made no rows to lose, is not counted as loss).
-    last_handed_t = float(handed[-1].split()[1])
+    last_handed_t = max(float(m[2]) for line in handed if (m := _HANDED.fullmatch(line.strip())))
     last_t = float(rows[-1]["t_s"])
     assert last_handed_t - last_t < 1.0, f"lost {last_handed_t - last_t:.3f} s"
     assert len(rows) > 250  # it really recorded for a while
