@@ -7,12 +7,17 @@ a free loopback port, TLS on a self-signed certificate; as the ``postgres``
 user when run as root) and stops and removes it at the end. Tests that need it
 are skipped, saying why, only when no PostgreSQL binaries are installed.
 ``store_target`` runs a test once on an SQLite file and once on a fresh schema
-of that server.
+of that server. ``xvfb`` is a private X server on a display number Xvfb chose
+itself, for the tests that need a real window.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
+import select
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -76,3 +81,39 @@ def store_target(request: pytest.FixtureRequest, tmp_path: Path) -> str | Path:
     if request.param == "sqlite":
         return tmp_path / "db" / "v.sqlite3"
     return new_pg_schema(request.getfixturevalue("pg_cluster"))
+
+
+#: How long Xvfb may take to come up on a loaded machine before the test fails.
+XVFB_START_S = 60.0
+
+
+@pytest.fixture
+def xvfb() -> Iterator[str]:
+    """A private Xvfb on a free display, e.g. ``":3"`` (skip only where Xvfb is absent).
+
+    ``-displayfd`` makes Xvfb pick an unused display number and write it once it
+    accepts connections, so two test runs on one machine (or a developer's own X
+    server) never share, or wait on, a fixed display number.
+    """
+    binary = shutil.which("Xvfb")
+    if binary is None:
+        pytest.skip("Xvfb is not installed (apt-get install xvfb)")
+    read_fd, write_fd = os.pipe()
+    proc = subprocess.Popen(
+        [binary, "-displayfd", str(write_fd), "-screen", "0", "800x600x24", "-nolisten", "tcp"],
+        pass_fds=(write_fd,),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    os.close(write_fd)
+    try:
+        with os.fdopen(read_fd, "rb") as ready:
+            # Xvfb writes the number when it is ready; EOF means it died first.
+            readable, _, _ = select.select([ready], [], [], XVFB_START_S)
+            number = ready.readline().decode().strip() if readable else ""
+        if not number.isdigit():
+            pytest.fail(f"Xvfb did not start (exit status {proc.poll()}, within {XVFB_START_S} s)")
+        yield f":{number}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
