@@ -96,7 +96,7 @@ def test_a_station_drives_a_session_records_every_command_and_files_it_when_it_d
     request = SessionRequest(
         "P3", "park_walk", output="none", start_levels=(("park", 2),), seconds_scale=0.1
     )
-    assert request.argv(stations.runtime_dir / "s.sock", None)[3:] == [
+    assert request.argv(stations.runtime_dir / "s.sock")[3:] == [
         "run", "--patient", "P3", "--protocol", "park_walk", "--simulate", "--no-render",
         "--seconds-scale", "0.1", "--console-channel", str(stations.runtime_dir / "s.sock"),
         "--start-level", "park=2",
@@ -175,3 +175,14 @@ def test_a_station_drives_a_session_records_every_command_and_files_it_when_it_d
         assert expected in operator
     trials = read_rows(recording / "trials.csv")
     assert [t["end_reason"] for t in trials] == ["operator_abort"]  # trial 2 never finished
+
+
+def test_a_server_url_reaches_the_session_in_its_environment_not_its_command_line() -> None:
+    """A password in ``--db`` would be readable by every user through ``ps``."""
+    from vrbalance.console.stations import SessionRequest
+
+    url = "postgresql://station:s3cret@127.0.0.1:5432/clinic"
+    request = SessionRequest("P3", "baseline", output="none")
+    assert not any("s3cret" in arg for arg in request.argv(Path("s.sock")))
+    assert request.env(url)["VRBALANCE_DB"] == url
+    assert request.env(None).get("VRBALANCE_DB") == os.environ.get("VRBALANCE_DB")

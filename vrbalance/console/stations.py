@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from vrbalance.console.channel import ChannelClient
+from vrbalance.sessions.paths import DB_ENV
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +71,13 @@ class SessionRequest:
     start_levels: tuple[tuple[str, int], ...] = ()
     seconds_scale: float = 1.0
 
-    def argv(self, socket_path: Path, db: str | Path | None) -> list[str]:
-        """The ``vrbalance run`` command line of this request."""
+    def argv(self, socket_path: Path) -> list[str]:
+        """The ``vrbalance run`` command line of this request.
+
+        The database is not on it: a server URL may carry a password, and a
+        command line is readable by every user of the machine (``ps``). It goes
+        in the child's environment instead (:meth:`env`).
+        """
         out = {
             "window": ["--desktop"],
             "headset": ["--xr"],
@@ -86,9 +92,15 @@ class SessionRequest:
         ]  # fmt: skip
         for scene, level in self.start_levels:
             argv += ["--start-level", f"{scene}={level}"]
-        if db is not None:
-            argv += ["--db", str(db)]
         return argv
+
+    @staticmethod
+    def env(db: str | Path | None) -> dict[str, str]:
+        """The session process's environment: ours, with ``$VRBALANCE_DB`` set to ``db``."""
+        env = dict(os.environ)
+        if db is not None:
+            env[DB_ENV] = str(db)
+        return env
 
 
 @dataclass
@@ -216,7 +228,8 @@ class Stations:
         fd = os.open(station.log_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as out:
             station.proc = subprocess.Popen(
-                request.argv(station.socket_path, self.db),
+                request.argv(station.socket_path),
+                env=request.env(self.db),
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
