@@ -50,7 +50,8 @@ class Interrupted(KeyboardInterrupt):
 
 def interrupt_reason(exc: BaseException) -> str:
     """How an interrupt reads in the recording: ``"Ctrl-C"`` or ``"SIGTERM"``..."""
-    return exc.signal_name if isinstance(exc, Interrupted) else "Ctrl-C"
+    # Interrupted (a signal) and the console channel's ConsoleGone name themselves.
+    return str(getattr(exc, "signal_name", "Ctrl-C"))
 
 
 @contextmanager

@@ -54,6 +54,52 @@ def test_channel_folder_must_be_private(tmp_path: Path) -> None:
         SessionChannel(tmp_path / "nope" / "s.sock", {}).start()
 
 
+def test_a_gate_no_console_can_open_ends_the_session_but_a_connected_one_waits(
+    tmp_path: Path,
+) -> None:
+    """A session whose console never comes back must not wait (and hold the plate) for ever."""
+    import threading
+    from types import SimpleNamespace
+
+    from vrbalance.console.channel import ConsoleGone
+
+    folder = tmp_path / "ch"
+    folder.mkdir(mode=0o700)
+    trial = SimpleNamespace(
+        name="Baseline", scene="park", stance="feet_apart", duration_s=30.0, instructions="Stand."
+    )
+    with SessionChannel(folder / "s.sock", {"session_id": "S"}, orphan_gate_s=0.3) as channel:
+        inbox = Inbox()
+        client = ChannelClient(folder / "s.sock", inbox)
+        assert client.connect()
+        inbox.wait(lambda m: m["type"] == "hello")
+        done = threading.Event()
+        errors: list[BaseException] = []
+
+        def gate() -> None:
+            try:
+                channel.before_trial(0, trial)
+            except BaseException as exc:
+                errors.append(exc)
+            finally:
+                done.set()
+
+        threading.Thread(target=gate, daemon=True).start()
+        inbox.wait(lambda m: m["type"] == "gate" and m["waiting"])
+        # With a console connected the gate waits for its start, however long.
+        assert not done.wait(1.0)  # > 3x the orphan limit
+        assert client.send("start")
+        assert done.wait(30.0)
+        assert errors == []
+        # The console goes away for good: the next gate gives up, as the operator's end.
+        client.close()
+        deadline = time.monotonic() + 30.0
+        while channel.connected_consoles() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with pytest.raises(ConsoleGone, match="no console connected for 0 min"):
+            channel.before_trial(1, trial)
+
+
 def test_bad_lines_are_refused_and_the_socket_is_owner_only(tmp_path: Path) -> None:
     folder = tmp_path / "ch"
     folder.mkdir(mode=0o700)

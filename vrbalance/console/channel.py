@@ -41,6 +41,7 @@ import queue
 import socket
 import stat
 import threading
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,12 @@ MAX_LINE_BYTES = 64 * 1024
 #: is dropped, s (never the loop: the publisher is its own thread).
 SEND_TIMEOUT_S = 2.0
 PROTOCOL_VERSION = 1
+#: How long a trial's start gate waits with no console connected before the
+#: session ends as the operator's, s. Only a console can start a gated trial:
+#: a session whose console never comes back (closed for good, machine
+#: restarted) would otherwise hold the plate and stay "recording" for ever.
+#: A console that comes back within this time finds the session waiting.
+ORPHAN_GATE_S = 15 * 60.0
 #: What a console may send (the gate's ``start`` plus operator commands).
 CONSOLE_COMMANDS: frozenset[str] = frozenset(
     {"start"}
@@ -189,6 +196,23 @@ class _Client:
         return True
 
 
+class ConsoleGone(KeyboardInterrupt):
+    """No console was connected to start the next trial for ``ORPHAN_GATE_S``.
+
+    A :class:`KeyboardInterrupt`, so the runner ends the session the way it ends
+    one on Ctrl-C: ``operator_abort``, the recording closed and filed.
+    """
+
+    signal_name = "no console"
+
+    def __init__(self, waited_s: float) -> None:
+        self.message = (
+            f"no console connected for {waited_s / 60:.0f} min while the next trial waited"
+            " for its start: the session ends (only a console can start it)"
+        )
+        super().__init__(self.message)
+
+
 class SessionChannel:
     """The session side of the console channel: a live sink plus a command reader.
 
@@ -216,8 +240,10 @@ class SessionChannel:
         controls: OperatorControls | None = None,
         publish_hz: float = PUBLISH_HZ,
         bos_for: Callable[[str], list[list[float]]] | None = None,
+        orphan_gate_s: float = ORPHAN_GATE_S,
     ) -> None:
         self.path = Path(path)
+        self.orphan_gate_s = float(orphan_gate_s)
         self.hello = {"type": "hello", "version": PROTOCOL_VERSION, **dict(hello)}
         self.controls = controls if controls is not None else OperatorControls()
         self.publish_hz = float(publish_hz)
@@ -327,10 +353,24 @@ class SessionChannel:
         self._start.clear()
         self._broadcast(encode(self._gate))
         log.info("trial %d waits for the console's start", index)
-        while not self._start.wait(timeout=0.5):
-            pass
+        alone_since: float | None = None
+        while not self._start.wait(timeout=min(0.5, self.orphan_gate_s)):
+            if self.connected_consoles():
+                alone_since = None
+                continue
+            now_s = time.monotonic()
+            if alone_since is None:
+                alone_since = now_s
+            elif now_s - alone_since >= self.orphan_gate_s:
+                self._gate = {"type": "gate", "waiting": False}
+                raise ConsoleGone(now_s - alone_since)
         self._gate = {"type": "gate", "waiting": False}
         self._broadcast(encode(self._gate))
+
+    def connected_consoles(self) -> int:
+        """How many consoles are connected now."""
+        with self._clients_lock:
+            return sum(1 for c in self._clients if c.alive)
 
     # -- threads ----------------------------------------------------------------------
 

@@ -1650,7 +1650,7 @@ def _interrupt_event(t_s: float, exc: BaseException) -> Event:
     from vrbalance.interrupt import interrupt_reason
 
     how = interrupt_reason(exc)
-    message = (
+    message = getattr(exc, "message", None) or (
         "operator interrupted the session (Ctrl-C)"
         if how == "Ctrl-C"
         else f"session interrupted by {how} (the system asked vrbalance to stop)"
