@@ -66,6 +66,7 @@ from typing import Any
 
 from vrbalance.clock import Clock, MonotonicClock
 from vrbalance.errors import ConfigError
+from vrbalance.sessions.lsl_scope import add_lsl_arguments
 
 log = logging.getLogger(__name__)
 
@@ -152,18 +153,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--walk-length", type=float, default=4.0, metavar="M", help="the line, 3-6 m (default 4)"
     )
-    parser.add_argument(
-        "--lsl",
-        action="store_true",
-        help="publish the balance state and events as Lab Streaming Layer streams on this "
-        "machine only (docs/lsl.md)",
-    )
-    parser.add_argument(
-        "--lsl-network",
-        action="store_true",
-        help="with --lsl, publish the LSL streams to the lab network instead (liblsl's own "
-        "configuration, LSLAPICFG): unauthenticated, anyone on the network can read them",
-    )
+    add_lsl_arguments(parser)
     parser.set_defaults(func=run)
 
 

@@ -8,6 +8,8 @@ import shlex
 import sys
 from typing import Any
 
+from vrbalance.sessions.lsl_scope import add_lsl_arguments
+
 log = logging.getLogger(__name__)
 
 #: How long ``run`` waits for a database another program holds locked, s.
@@ -124,18 +126,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="publish live state and take operator commands on this Unix socket (its folder "
         "must be 0700); each trial waits for the console's start (docs/console.md)",
     )
-    parser.add_argument(
-        "--lsl",
-        action="store_true",
-        help="publish the balance state and events as Lab Streaming Layer streams on this "
-        "machine only (docs/lsl.md)",
-    )
-    parser.add_argument(
-        "--lsl-network",
-        action="store_true",
-        help="with --lsl, publish the LSL streams to the lab network instead (liblsl's own "
-        "configuration, LSLAPICFG): unauthenticated, anyone on the network can read them",
-    )
+    add_lsl_arguments(parser)
     parser.set_defaults(func=run)
 
 

@@ -31,6 +31,7 @@ publishes on the network.
 
 from __future__ import annotations
 
+import argparse
 import ipaddress
 import os
 import shutil
@@ -62,6 +63,27 @@ NETWORK_WARNING = (
     "authentication (anyone on it can read them)"
 )
 """The one-line warning ``--lsl-network`` logs."""
+
+
+def add_lsl_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--lsl`` and ``--lsl-network`` to a command's parser.
+
+    ``vrbalance run`` and ``vrbalance demo`` publish the same streams with the
+    same scope rules, so both take the flags from here and their help cannot
+    drift apart.
+    """
+    parser.add_argument(
+        "--lsl",
+        action="store_true",
+        help="publish the balance state and events as Lab Streaming Layer streams on this "
+        "machine only (docs/lsl.md)",
+    )
+    parser.add_argument(
+        "--lsl-network",
+        action="store_true",
+        help="with --lsl, publish the LSL streams to the lab network instead (liblsl's own "
+        "configuration, LSLAPICFG): unauthenticated, anyone on the network can read them",
+    )
 
 
 @contextmanager
