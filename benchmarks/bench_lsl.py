@@ -27,17 +27,6 @@ import time
 import uuid
 from pathlib import Path
 
-CFG = """\
-[ports]
-IPv6 = disable
-[multicast]
-ResolveScope = machine
-MachineAddresses = {127.0.0.1}
-ListenAddress = 127.0.0.1
-[log]
-level = -3
-"""
-
 PULLER = """
 import sys, time, pylsl
 source = sys.argv[1]
@@ -114,9 +103,11 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=250.0)
     args = parser.parse_args()
     seconds = 2.0 if args.quick else 10.0
+    from vrbalance.sessions.lsl_scope import MACHINE_CONFIG
+
     with tempfile.TemporaryDirectory() as tmp:
         cfg = Path(tmp) / "lsl_api.cfg"
-        cfg.write_text(CFG)
+        cfg.write_text(MACHINE_CONFIG)
         os.environ["LSLAPICFG"] = str(cfg)
         from vrbalance.clock import MonotonicClock
         from vrbalance.sessions.lsl import LslOutlets

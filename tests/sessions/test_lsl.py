@@ -25,6 +25,7 @@ from vrbalance.clock import ManualClock, MonotonicClock
 from vrbalance.director.monitor import Response, Verdict
 from vrbalance.events import Event
 from vrbalance.sessions.lsl import BALANCE_CHANNELS, FanOut, LslOutlets, measure_offset_s
+from vrbalance.sessions.lsl_scope import MACHINE_CONFIG
 from vrbalance.sessions.protocol import Protocol
 from vrbalance.sessions.recorder import read_rows
 from vrbalance.sessions.runner import (
@@ -38,24 +39,11 @@ from vrbalance.sessions.store import Patient
 
 pylsl = pytest.importorskip("pylsl")
 
-LOOPBACK_CFG = """\
-[ports]
-IPv6 = disable
-[multicast]
-ResolveScope = machine
-MachineAddresses = {127.0.0.1}
-ListenAddress = 127.0.0.1
-[lab]
-KnownPeers = {}
-[log]
-level = -3
-"""
-
 
 @pytest.fixture(scope="module", autouse=True)
 def _lsl_on_loopback(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     cfg = tmp_path_factory.mktemp("lsl") / "lsl_api.cfg"
-    cfg.write_text(LOOPBACK_CFG)
+    cfg.write_text(MACHINE_CONFIG)  # the one the product's --lsl writes
     with pytest.MonkeyPatch.context() as mp:
         # liblsl reads its configuration once, at its first use in the process.
         mp.setenv("LSLAPICFG", str(cfg))
