@@ -380,24 +380,7 @@ class Store:
             self.conn.lock_key(f"patient:{patient.id}")
             if self.conn.query("SELECT id FROM patients WHERE id = ?", (patient.id,)):
                 raise StoreError(f"{self.where}: patient {patient.id!r} already exists")
-            self.conn.query(
-                "INSERT INTO patients (id, name, birth_year, sex, height_m, mass_kg, "
-                "foot_length_m, envelope_json, notes, created_utc, envelope_version) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    patient.id,
-                    patient.name,
-                    patient.birth_year,
-                    patient.sex,
-                    patient.height_m,
-                    patient.mass_kg,
-                    patient.foot_length_m,
-                    json.dumps(envelope),
-                    patient.notes,
-                    created,
-                    1 if envelope else 0,
-                ),
-            )
+            self._insert_patient(patient, envelope, created, 1 if envelope else 0)
             if envelope:
                 self._record_envelope(patient.id, 1, envelope, created)
         return self.patient(patient.id)
@@ -500,13 +483,52 @@ class Store:
             self._record_envelope(patient_id, current + 1, body, utc_now_iso())
         return self.patient(patient_id)
 
-    def _record_envelope(
-        self, patient_id: str, version: int, envelope: Mapping[str, Any], when: str
+    def _insert_patient(
+        self, patient: Patient, envelope: Mapping[str, Any], created_utc: str, version: int
     ) -> None:
+        """INSERT one ``patients`` row: :meth:`add_patient` and :meth:`put_patient` share it.
+
+        The caller holds the transaction and the patient's lock and has checked
+        the id is free; ``version`` is the envelope version the row starts at.
+        """
+        self.conn.query(
+            "INSERT INTO patients (id, name, birth_year, sex, height_m, mass_kg, "
+            "foot_length_m, envelope_json, notes, created_utc, envelope_version) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                patient.id,
+                patient.name,
+                patient.birth_year,
+                patient.sex,
+                patient.height_m,
+                patient.mass_kg,
+                patient.foot_length_m,
+                json.dumps(dict(envelope)),
+                patient.notes,
+                created_utc,
+                version,
+            ),
+        )
+
+    def _record_envelope(
+        self,
+        patient_id: str,
+        version: int,
+        envelope: Mapping[str, Any],
+        when: str,
+        station: str | None = None,
+    ) -> None:
+        """INSERT one ``envelopes`` row; ``station`` defaults to this machine's name."""
         self.conn.query(
             "INSERT INTO envelopes (patient_id, version, envelope_json, set_utc, station) "
             "VALUES (?, ?, ?, ?, ?)",
-            (patient_id, version, json.dumps(dict(envelope)), when, socket.gethostname()),
+            (
+                patient_id,
+                version,
+                json.dumps(dict(envelope)),
+                when,
+                socket.gethostname() if station is None else station,
+            ),
         )
 
     def envelope_history(self, patient_id: str) -> list[dict[str, Any]]:
@@ -546,35 +568,19 @@ class Store:
             self.conn.lock_key(f"patient:{patient.id}")
             if self.conn.query("SELECT id FROM patients WHERE id = ?", (patient.id,)):
                 return False
-            self.conn.query(
-                "INSERT INTO patients (id, name, birth_year, sex, height_m, mass_kg, "
-                "foot_length_m, envelope_json, notes, created_utc, envelope_version) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    patient.id,
-                    patient.name,
-                    patient.birth_year,
-                    patient.sex,
-                    patient.height_m,
-                    patient.mass_kg,
-                    patient.foot_length_m,
-                    json.dumps(dict(patient.envelope or {})),
-                    patient.notes,
-                    patient.created_utc or utc_now_iso(),
-                    patient.envelope_version,
-                ),
+            self._insert_patient(
+                patient,
+                dict(patient.envelope or {}),
+                patient.created_utc or utc_now_iso(),
+                patient.envelope_version,
             )
             for h in history:
-                self.conn.query(
-                    "INSERT INTO envelopes (patient_id, version, envelope_json, set_utc, "
-                    "station) VALUES (?, ?, ?, ?, ?)",
-                    (
-                        patient.id,
-                        int(h["version"]),
-                        json.dumps(dict(h["envelope"])),
-                        h["set_utc"],
-                        h.get("station", ""),
-                    ),
+                self._record_envelope(
+                    patient.id,
+                    int(h["version"]),
+                    h["envelope"],
+                    h["set_utc"],
+                    station=h.get("station", ""),
                 )
         return True
 
