@@ -84,3 +84,13 @@ def test_a_host_beyond_loopback_needs_tls(tmp_path: Path, capsys: pytest.Capture
     check_host("192.168.1.20", str(tmp_path / "c.pem"), str(tmp_path / "k.pem"))
     with pytest.raises(ConfigError, match="never empty"):
         TokenGate(object(), "")
+
+
+def test_a_page_for_an_unknown_link_says_so(console_server: Any) -> None:
+    c = console_server
+    cookie = {"Cookie": f"{COOKIE}={c.token}"}
+    for path, what in (("/patient/abc", "patient"), ("/patient/abc/envelope", "patient"),
+                       ("/results/abc", "session")):  # fmt: skip
+        status, body, _ = _get(c.base + path, cookie)
+        assert status == 200, path
+        assert f"No such {what} (links last while this console runs).".encode() in body, path

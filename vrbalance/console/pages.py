@@ -113,6 +113,19 @@ def not_found(what: str) -> None:
     ui.link("Back to the patients", "/")
 
 
+def framed(console: Console, title: str, kind: str, key: str) -> str | None:
+    """A page's :func:`frame` and the id its link ``key`` stands for.
+
+    Every page about one patient or session opens the same way; on an unknown
+    (or expired) key the page shows :func:`not_found` and gets ``None``.
+    """
+    frame(title)
+    found = console.lookup(kind, key)
+    if found is None:
+        not_found(kind)
+    return found
+
+
 def opt_number(
     text: Any, name: str, *, scale: float = 1.0, low: float, high: float, integer: bool = False
 ) -> float | None:
@@ -404,10 +417,8 @@ def register_pages(console: Console, web: Any) -> None:
 
     @ui.page("/patient/{key}")
     def patient_page(key: str) -> None:
-        frame("Patient")
-        pid = console.lookup("patient", key)
+        pid = framed(console, "Patient", "patient", key)
         if pid is None:
-            not_found("patient")
             return
         with console.store() as store:
             patient = store.patient(pid)
@@ -455,10 +466,8 @@ def register_pages(console: Console, web: Any) -> None:
 
     @ui.page("/progress/{key}")
     def progress_page(key: str) -> None:
-        frame("Progress")
-        pid = console.lookup("patient", key)
+        pid = framed(console, "Progress", "patient", key)
         if pid is None:
-            not_found("patient")
             return
         ui.link("Back to the patient", f"/patient/{key}")
         ui.element("iframe").props(f"src=/files/progress/{key} id=progress-frame").classes(
@@ -472,10 +481,8 @@ def register_pages(console: Console, web: Any) -> None:
         from vrbalance.balance.stance import STANCE_NAMES
         from vrbalance.director.envelope import SafetyEnvelope
 
-        frame("Safety envelope")
-        pid = console.lookup("patient", key)
+        pid = framed(console, "Safety envelope", "patient", key)
         if pid is None:
-            not_found("patient")
             return
         with console.store() as store:
             patient = store.patient(pid)
@@ -563,10 +570,8 @@ def register_pages(console: Console, web: Any) -> None:
         from vrbalance.sessions.protocol import list_protocols, load_protocol
         from vrbalance.sessions.runner import check_protocol, patient_envelope
 
-        frame("Start a session")
-        pid = console.lookup("patient", key)
+        pid = framed(console, "Start a session", "patient", key)
         if pid is None:
-            not_found("patient")
             return
         with console.store() as store:
             patient = store.patient(pid)
@@ -696,10 +701,8 @@ def register_pages(console: Console, web: Any) -> None:
 
     @ui.page("/results/{key}")
     def results_page(key: str) -> None:
-        frame("Results")
-        sid = console.lookup("session", key)
+        sid = framed(console, "Results", "session", key)
         if sid is None:
-            not_found("session")
             return
         with console.store() as store:
             row = store.session(sid)
