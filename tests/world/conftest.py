@@ -10,11 +10,6 @@ shared one first. Panda3D allows one ShowBase per process at a time.
 
 from __future__ import annotations
 
-import os
-import select
-import shutil
-import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -89,47 +84,3 @@ def make_app(_shared: _Shared) -> Iterator[Callable[..., WorldApp]]:
     yield factory
     for app in reversed(apps):
         app.close()
-
-
-@pytest.fixture
-def xvfb() -> Iterator[str]:
-    """A private Xvfb on a display number it picks itself; yields ``DISPLAY``.
-
-    ``-displayfd`` has the server take the first free display and write its
-    number once it accepts connections: a fixed number (":87") collided with
-    the same test of another suite run on this machine, whose server then
-    vanished under this one. Skips where Xvfb is not installed or never starts.
-    """
-    binary = shutil.which("Xvfb")
-    if binary is None:
-        pytest.skip("Xvfb is not installed (apt-get install xvfb)")
-    read_fd, write_fd = os.pipe()
-    proc = subprocess.Popen(
-        [binary, "-displayfd", str(write_fd), "-screen", "0", "800x600x24", "-nolisten", "tcp"],
-        pass_fds=(write_fd,),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    os.close(write_fd)
-    number = b""
-    deadline = time.monotonic() + 30.0  # long enough to tell "never starts" from "busy"
-    try:
-        while not number.endswith(b"\n"):
-            left_s = deadline - time.monotonic()
-            if left_s <= 0 or not select.select([read_fd], [], [], left_s)[0]:
-                break
-            chunk = os.read(read_fd, 16)
-            if not chunk:  # the server exited
-                break
-            number += chunk
-    finally:
-        os.close(read_fd)
-    if not number.strip().isdigit():
-        proc.kill()
-        proc.wait(timeout=10)
-        pytest.skip("Xvfb did not start")
-    try:
-        yield f":{number.strip().decode()}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
