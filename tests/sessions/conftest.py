@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from vrbalance.balance.geometry import Body
-from vrbalance.clock import MonotonicClock
+from vrbalance.clock import Clock, MonotonicClock
 from vrbalance.sessions.protocol import Protocol, Trial
 from vrbalance.sessions.runner import (
+    LiveSink,
     OperatorControls,
     SessionResult,
     SessionRunner,
@@ -40,7 +41,11 @@ def quiet() -> Callable[..., Trial]:
 
 @pytest.fixture
 def run_session(tmp_path: Path) -> RunSession:
-    """``run_session(trials, controls=None, script="", patient=None) -> SessionResult``."""
+    """``run_session(trials, controls=None, script="", patient=None) -> SessionResult``.
+
+    ``clock`` and ``live`` (a :class:`~vrbalance.sessions.runner.LiveSink`) are
+    for a test that shares the session's clock with what watches it live.
+    """
     counter = iter(range(1000))
 
     def run(
@@ -52,9 +57,11 @@ def run_session(tmp_path: Path) -> RunSession:
         name: str = "test",
         start_levels: dict[str, int] | None = None,
         seconds_scale: float = 0.01,
+        clock: Clock | None = None,
+        live: LiveSink | None = None,
     ) -> SessionResult:
         patient = patient or Patient("T1", birth_year=1950, height_m=1.70, mass_kg=70.0)
-        clock = MonotonicClock()
+        clock = clock or MonotonicClock()
         body = Body(height_m=patient.height_m or 1.7, mass_kg=patient.mass_kg)
         devices = SimulatedDevices("wii-balance-board", body, clock, seed=3, extra_script=script)
         protocol = Protocol(name=name, title=name, description="", trials=tuple(trials))
@@ -69,6 +76,7 @@ def run_session(tmp_path: Path) -> RunSession:
             controls=controls,
             metadata={"simulated": True},
             start_levels=start_levels,
+            live=live,
             # Trials here are short as if scaled by this; the envelope's 30 s rest
             # between trials and its limits are scaled the same way.
             seconds_scale=seconds_scale,

@@ -14,28 +14,22 @@ import math
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from vrbalance.balance.geometry import Body
 from vrbalance.balance.state import BalanceState
 from vrbalance.clock import ManualClock, MonotonicClock
 from vrbalance.director.monitor import Response, Verdict
 from vrbalance.events import Event
 from vrbalance.sessions.lsl import BALANCE_CHANNELS, FanOut, LslOutlets, measure_offset_s
 from vrbalance.sessions.lsl_scope import MACHINE_CONFIG
-from vrbalance.sessions.protocol import Protocol
 from vrbalance.sessions.recorder import read_rows
 from vrbalance.sessions.runner import (
     Command,
     LiveTick,
     OperatorControls,
-    SessionRunner,
-    SimulatedDevices,
 )
-from vrbalance.sessions.store import Patient
 
 pylsl = pytest.importorskip("pylsl")
 
@@ -143,30 +137,22 @@ def test_offset_takes_the_tightest_bracket() -> None:
     assert measure_offset_s(clock, lsl_clock, tries=3) == pytest.approx(50.0 - 10.25)
 
 
-def test_a_session_streams_every_state_and_event_it_records(tmp_path: Path, quiet: Any) -> None:
+def test_a_session_streams_every_state_and_event_it_records(run_session: Any, quiet: Any) -> None:
     source = f"vrbalance-test-{uuid.uuid4().hex}"
     clock = MonotonicClock()
     controls = OperatorControls()
     controls.send(Command.PAUSE, trial=0, at_trial_s=0.1)
     controls.send(Command.RESUME, trial=0, at_trial_s=0.15)
-    patient = Patient("T1", birth_year=1950, height_m=1.70, mass_kg=70.0)
-    devices = SimulatedDevices("wii-balance-board", Body(1.70, 70.0), clock, seed=3)
-    protocol = Protocol(name="lsl", title="lsl", description="", trials=(quiet("q", 0.4),))
-    folder = tmp_path / "sessions" / "T1" / "s0"
     with LslOutlets(clock=clock, rate_hz=250.0, source_id=source) as outlets:
         balance = _inlet(f"{source}/balance")
         markers = _inlet(f"{source}/markers")
-        result = SessionRunner(
-            protocol,
-            patient,
-            folder=folder,
-            session_id=folder.name,
-            devices=devices,
-            clock=clock,
+        result = run_session(
+            [quiet("q", 0.4)],
+            name="lsl",
             controls=controls,
-            seconds_scale=0.01,
+            clock=clock,
             live=FanOut(outlets),  # as `vrbalance run --lsl` wires it
-        ).run()
+        )
         states = read_rows(result.folder / "state.csv")
         events = read_rows(result.folder / "events.csv")
         samples, stamps = _pull(balance, len(states))
