@@ -232,3 +232,33 @@ def test_a_server_url_reaches_the_session_in_its_environment_not_its_command_lin
     assert not any("s3cret" in arg for arg in request.argv(Path("s.sock")))
     assert request.env(url)["VRBALANCE_DB"] == url
     assert request.env(None).get("VRBALANCE_DB") == os.environ.get("VRBALANCE_DB")
+
+
+def test_commands_are_read_at_real_time_priority_below_the_loop(tmp_path: Path) -> None:
+    """An emergency stop must not queue behind normal threads on a busy clinic PC."""
+    import threading
+
+    from vrbalance.console.channel import COMMAND_FIFO_PRIORITY
+    from vrbalance.realtime.pipeline import RECOMMENDED_TUNING
+
+    assert 0 < COMMAND_FIFO_PRIORITY < int(RECOMMENDED_TUNING["fifo_priority"])
+    folder = tmp_path / "ch"
+    folder.mkdir(mode=0o700)
+    with SessionChannel(folder / "s.sock", {"session_id": "S"}):
+        inbox = Inbox()
+        client = ChannelClient(folder / "s.sock", inbox)
+        assert client.connect()
+        inbox.wait(lambda m: m["type"] == "hello")
+        reader = next(t for t in threading.enumerate() if t.name == "console-channel-read")
+        assert reader.native_id is not None
+        try:
+            policy = os.sched_getscheduler(reader.native_id)
+        except OSError as exc:  # the thread ended: the test is broken, not the product
+            pytest.fail(f"reader thread gone: {exc}")
+        if policy != os.SCHED_FIFO:
+            # Only where the system refuses real-time priority (no CAP_SYS_NICE, no rtprio).
+            with pytest.raises(PermissionError):
+                os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
+        else:
+            assert os.sched_getparam(reader.native_id).sched_priority == COMMAND_FIFO_PRIORITY
+        client.close()

@@ -67,6 +67,11 @@ PROTOCOL_VERSION = 1
 #: restarted) would otherwise hold the plate and stay "recording" for ever.
 #: A console that comes back within this time finds the session waiting.
 ORPHAN_GATE_S = 15 * 60.0
+#: ``SCHED_FIFO`` priority of the thread that reads a console's commands: above
+#: every normal thread (the recorder, the publisher, other programs), so an
+#: emergency stop is read as soon as it arrives even on a busy machine; below
+#: the balance loop (10) and the plate (20), so no console can starve them.
+COMMAND_FIFO_PRIORITY = 5
 #: What a console may send (the gate's ``start`` plus operator commands).
 CONSOLE_COMMANDS: frozenset[str] = frozenset(
     {"start"}
@@ -395,6 +400,10 @@ class SessionChannel:
             ).start()
 
     def _read(self, client: _Client) -> None:
+        from vrbalance.realtime.priority import tune_current_thread
+
+        # Refused without privilege (logged, not raised): then it reads at normal priority.
+        tune_current_thread(fifo_priority=COMMAND_FIFO_PRIORITY)
         buf = b""
         while client.alive and not self._closing.is_set():
             try:
