@@ -59,11 +59,10 @@ SCENE, LEVEL = "crowd", 10
 
 def one_session(design: str, seconds: float, seed: int, folder: Path) -> dict:
     """Run one session of ``design`` in this interpreter; return its figures."""
-    from vrbalance.balance.geometry import Body
     from vrbalance.clock import MonotonicClock
     from vrbalance.sessions.protocol import Protocol, Trial
-    from vrbalance.sessions.runner import SessionRunner, SimulatedDevices
     from vrbalance.sessions.store import Patient
+    from vrbalance.sessions.synthetic import run_simulated_session
 
     patient = Patient("B1", birth_year=1960, height_m=1.75, mass_kg=70.0)
     clock = MonotonicClock()
@@ -84,25 +83,16 @@ def one_session(design: str, seconds: float, seed: int, folder: Path) -> dict:
         from vrbalance.sessions.world import open_world
 
         world = open_world(offscreen=True, clock=clock, own_process=False)
-    devices = SimulatedDevices(
-        "wii-balance-board",
-        Body(height_m=1.75, mass_kg=70.0),
-        clock,
-        seed=seed,
-        plate_process=design != "one-process-rendered",
-    )
-    runner = SessionRunner(
+    run_simulated_session(
         Protocol(name="bench", title="bench", description="", trials=(trial,)),
         patient,
-        folder=folder,
-        session_id=folder.name,
-        devices=devices,
+        folder,
         clock=clock,
+        person_seed=seed,
+        plate_process=design != "one-process-rendered",
         world=world,
         seed=seed,
-        metadata={"simulated": True},
     )
-    runner.run()
     return figures(folder)
 
 

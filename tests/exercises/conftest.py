@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from vrbalance.balance.geometry import Body
 from vrbalance.clock import Clock, ManualClock, MonotonicClock
 from vrbalance.sessions.protocol import Protocol, load_protocol
-from vrbalance.sessions.runner import SessionResult, SessionRunner, SimulatedDevices
+from vrbalance.sessions.runner import SessionResult
 from vrbalance.sessions.store import Patient
+from vrbalance.sessions.synthetic import run_simulated_session
 
 RunProtocol = Callable[..., SessionResult]
 
@@ -42,8 +42,6 @@ def run_protocol(tmp_path: Path) -> RunProtocol:
     ) -> SessionResult:
         patient = Patient("T1", birth_year=1950, height_m=1.70, mass_kg=70.0)
         clock: Clock = ManualClock(100.0) if manual else MonotonicClock()
-        body = Body(height_m=1.70, mass_kg=70.0)
-        devices = SimulatedDevices("wii-balance-board", body, clock, seed=seed)
         names = [name] if isinstance(name, str) else name
         parts = [load_protocol(n, with_baseline=False, seconds_scale=seconds_scale) for n in names]
         loaded = parts[0]
@@ -51,18 +49,14 @@ def run_protocol(tmp_path: Path) -> RunProtocol:
         if level is not None:
             chosen = tuple(replace(t, level=level, director=False) for t in chosen)
         protocol = Protocol(loaded.name, loaded.title, loaded.description, chosen, loaded.source)
-        folder = tmp_path / f"s{next(counter)}"
-        runner = SessionRunner(
+        return run_simulated_session(
             protocol,
             patient,
-            folder=folder,
-            session_id=folder.name,
-            devices=devices,
+            tmp_path / f"s{next(counter)}",
             clock=clock,
-            metadata={"simulated": True},
+            person_seed=seed,
             seconds_scale=seconds_scale,
             seed=seed,
         )
-        return runner.run()
 
     return run

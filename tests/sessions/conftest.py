@@ -7,17 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from vrbalance.balance.geometry import Body
 from vrbalance.clock import Clock, MonotonicClock
 from vrbalance.sessions.protocol import Protocol, Trial
 from vrbalance.sessions.runner import (
     LiveSink,
     OperatorControls,
     SessionResult,
-    SessionRunner,
-    SimulatedDevices,
 )
 from vrbalance.sessions.store import Patient
+from vrbalance.sessions.synthetic import run_simulated_session
 
 RunSession = Callable[..., SessionResult]
 
@@ -62,25 +60,20 @@ def run_session(tmp_path: Path) -> RunSession:
     ) -> SessionResult:
         patient = patient or Patient("T1", birth_year=1950, height_m=1.70, mass_kg=70.0)
         clock = clock or MonotonicClock()
-        body = Body(height_m=patient.height_m or 1.7, mass_kg=patient.mass_kg)
-        devices = SimulatedDevices("wii-balance-board", body, clock, seed=3, extra_script=script)
         protocol = Protocol(name=name, title=name, description="", trials=tuple(trials))
-        folder = tmp_path / "sessions" / patient.id / f"s{next(counter)}"
-        runner = SessionRunner(
+        return run_simulated_session(
             protocol,
             patient,
-            folder=folder,
-            session_id=folder.name,
-            devices=devices,
+            tmp_path / "sessions" / patient.id / f"s{next(counter)}",
             clock=clock,
+            person_seed=3,
+            extra_script=script,
             controls=controls,
-            metadata={"simulated": True},
             start_levels=start_levels,
             live=live,
             # Trials here are short as if scaled by this; the envelope's 30 s rest
             # between trials and its limits are scaled the same way.
             seconds_scale=seconds_scale,
         )
-        return runner.run()
 
     return run

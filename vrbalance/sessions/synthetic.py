@@ -7,13 +7,17 @@ trial start/end events and ``trials.csv`` rows. It is not a simulated patient
 (see :mod:`vrbalance.sessions.sim` for that): nothing here goes through the
 balance estimator, so these recordings do not replay; they exist to measure
 and test filing, storage and reports at realistic sizes.
+
+:func:`run_simulated_session` is the other kind: a session of the simulated
+person run through the real session runner, as the tests' and benchmarks'
+fixtures run one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,6 +25,12 @@ from vrbalance.balance.state import BalanceState
 from vrbalance.events import Event
 from vrbalance.samples import HeadPose, PlateFrame
 from vrbalance.sessions.recorder import SessionRecorder
+
+if TYPE_CHECKING:
+    from vrbalance.clock import Clock
+    from vrbalance.sessions.protocol import Protocol
+    from vrbalance.sessions.runner import SessionResult
+    from vrbalance.sessions.store import Patient
 
 
 def write_synthetic_session(
@@ -143,3 +153,64 @@ def write_synthetic_session(
             )
         rec.close(status="complete", end_reason="completed")
     return Path(folder)
+
+
+def run_simulated_session(
+    protocol: Protocol,
+    patient: Patient,
+    folder: Path,
+    *,
+    clock: Clock,
+    person_seed: int = 3,
+    extra_script: str = "",
+    plate_process: bool | None = None,
+    **runner_options: Any,
+) -> SessionResult:
+    """Run ``protocol`` for the simulated ``patient`` on a simulated Wii Balance Board.
+
+    The simulated person has the patient's height (1.70 m if unknown) and
+    mass; the session's id is ``folder``'s name and its metadata marks it
+    simulated. Tests and benchmarks share this so that their sessions are
+    built one way.
+
+    Parameters
+    ----------
+    protocol, patient, folder
+        What to run, for whom, and where it is recorded.
+    clock
+        The session's clock (a manual one keeps the plate in-process).
+    person_seed
+        The simulated person's seed (``seed`` among ``runner_options`` is the
+        runner's, the director's).
+    extra_script, plate_process
+        Passed to :class:`~vrbalance.sessions.runner.SimulatedDevices`.
+    **runner_options
+        Further :class:`~vrbalance.sessions.runner.SessionRunner` arguments.
+
+    Returns
+    -------
+    SessionResult
+        What :meth:`~vrbalance.sessions.runner.SessionRunner.run` returns.
+    """
+    from vrbalance.balance.geometry import Body
+    from vrbalance.sessions.runner import SessionRunner, SimulatedDevices
+
+    body = Body(height_m=patient.height_m or 1.7, mass_kg=patient.mass_kg)
+    devices = SimulatedDevices(
+        "wii-balance-board",
+        body,
+        clock,
+        seed=person_seed,
+        extra_script=extra_script,
+        plate_process=plate_process,
+    )
+    return SessionRunner(
+        protocol,
+        patient,
+        folder=folder,
+        session_id=folder.name,
+        devices=devices,
+        clock=clock,
+        metadata={"simulated": True},
+        **runner_options,
+    ).run()
