@@ -1180,6 +1180,27 @@ class SessionRunner:
             name=f"balance-loop:{idx}",
         )
 
+        def tell_live(
+            elapsed_s: float, streaming: bool, state: BalanceState | None, verdict: Any
+        ) -> None:
+            """Hand the live sink (console, LSL) this tick, connecting or streaming."""
+            if live is not None:
+                live.tick(
+                    LiveTick(
+                        idx,
+                        trial.name,
+                        trial.scene,
+                        run.level,
+                        trial.duration_s,
+                        elapsed_s,
+                        streaming,
+                        run.paused,
+                        run.estop,
+                        state,
+                        verdict,
+                    )
+                )
+
         def connecting(tick: int, t_s: float) -> None:
             """Start gate (main docstring): the trial begins once every input streams.
 
@@ -1196,22 +1217,7 @@ class SessionRunner:
             if pose is not None and not pose.tracked:
                 run.untracked_head = True
             self._latest = (None, True, 0.0)
-            if live is not None:
-                live.tick(
-                    LiveTick(
-                        idx,
-                        trial.name,
-                        trial.scene,
-                        run.level,
-                        trial.duration_s,
-                        0.0,
-                        False,
-                        run.paused,
-                        run.estop,
-                        None,
-                        None,
-                    )
-                )
+            tell_live(0.0, False, None, None)
             plate_state = getattr(getattr(plate, "state", None), "value", "none")
             t_connect = run.connect_t0_s if run.connect_t0_s is not None else t_s
             for cmd in self.controls.due(idx, 0.0):
@@ -1390,22 +1396,7 @@ class SessionRunner:
             # Active trial time: pauses (finished and current) do not count.
             paused_now = t_s - run.paused_since_s if run.paused_since_s is not None else 0.0
             elapsed = t_s - run.t0_s - run.paused_total_s - paused_now
-            if live is not None:
-                live.tick(
-                    LiveTick(
-                        idx,
-                        trial.name,
-                        trial.scene,
-                        run.level,
-                        trial.duration_s,
-                        elapsed,
-                        True,
-                        run.paused,
-                        run.estop,
-                        state,
-                        verdict,
-                    )
-                )
+            tell_live(elapsed, True, state, verdict)
             if (
                 directions
                 and run.next_cue < len(directions)
