@@ -378,8 +378,8 @@ def test_guided_calibration_fits_per_cell_gains_on_top_of_the_kernels_values(
     plate = EvdevPlate("/dev/input/event7", wii, opener=board.opener, hold_repeat_s=0.02)
     thread = threading.Thread(target=feeder, daemon=True)
     thread.start()  # writes once the plate has opened its pipe
-    try:
-        with plate:
+    with plate:
+        try:
             tare, loads = GuidedCalibration(
                 plate,
                 plate.plate,
@@ -391,9 +391,11 @@ def test_guided_calibration_fits_per_cell_gains_on_top_of_the_kernels_values(
                 step_timeout_s=20.0,
                 say=say,
             ).run()
-    finally:
-        stop.set()
-        thread.join()
+        finally:
+            # The board stops before the plate closes its end of the pipe (a write
+            # after that is a broken pipe in the feeder thread, not a board).
+            stop.set()
+            thread.join()
     fitted = fit_calibration(plate.plate, tare, loads, base=plate.calibration)
     nominal = 0.0980665
     assert fitted.gains == pytest.approx([nominal / k for k in factors], rel=0.01)
