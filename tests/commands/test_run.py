@@ -619,6 +619,68 @@ def test_xr_with_offscreen_or_no_render_is_refused(data: Path, capsys) -> None:
     assert "--xr and --no-render" in capsys.readouterr().err
 
 
+def test_a_session_without_any_input_is_refused_naming_the_three_choices(
+    data: Path, capsys
+) -> None:
+    assert main(["patient", "add", "PN"]) == 0
+    capsys.readouterr()
+    rc = main(["run", "--patient", "PN", "--protocol", "tandem_walk", "--offscreen"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "--port PORT" in err and "--simulate" in err and "--xr for a headset-only" in err
+    assert not (data / "sessions").exists()  # refused before any folder
+
+
+def test_a_headset_only_session_refuses_a_trial_that_stands_on_the_plate(
+    data: Path, capsys
+) -> None:
+    """No plate: the baseline (a plate measurement) is left out; a plate trial is refused."""
+    assert main(["patient", "add", "PH"]) == 0
+    capsys.readouterr()
+    rc = main(["run", "--patient", "PH", "--protocol", "park_walk", "--xr"])
+    assert rc == 2
+    captured = capsys.readouterr()
+    assert "the quiet-stance baseline, a plate measurement, is left out" in captured.out
+    assert "protocol 'park_walk' trial 1 (" in captured.err
+    assert "this session has none (headset only)" in captured.err
+    assert not (data / "sessions").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.render
+def test_a_headset_only_tandem_walk_runs_without_a_plate(
+    data: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """``run --xr`` with no plate: the head from the headset is the only input, recorded."""
+    fake = _xr_session(monkeypatch, {})
+    assert main(["patient", "add", "PW", "--height-cm", "170"]) == 0  # no mass: no plate check
+    args = ["--patient", "PW", "--protocol", "tandem_walk", "--seconds-scale", "0.05"]
+    rc = main(["run", *args, "--xr"])
+    assert fake.violations == []
+    out = capsys.readouterr().out
+    (folder,) = (data / "sessions" / "PW").iterdir()
+    meta = read_sidecar(folder)
+    assert meta["plate"] == {"id": None} and meta["headset"] is True
+    trials = read_rows(folder / "trials.csv")
+    # No baseline first: three walks, each judged (a head that stands still never walks).
+    assert [t["name"] for t in trials] == [f"Heel-to-toe walk #{i}" for i in (1, 2, 3)]
+    assert {t["end_reason"] for t in trials} == {"completed"}
+    assert read_rows(folder / "plate.csv") == []
+    heads = read_rows(folder / "head.csv")
+    # The loop's head is the headset's (the fake's eyes at 1.65 m), tracked, every tick.
+    assert len(heads) > 100 and all(abs(float(h["z_m"]) - 1.65) < 1e-6 for h in heads)
+    events = read_rows(folder / "events.csv")
+    assert "inputs_streaming" in [e["kind"] for e in events]
+    assert rc == 0 and "ended: completed" in out, out
+    # Filed, reported and replayed like any session (the replay has no plate to load).
+    with Store(data / "vrbalance.sqlite3") as store:
+        assert [row["end_reason"] for row in store.sessions("PW")] == ["completed"]
+    assert main(["report", str(folder), "--out", str(data / "walk.html")]) == 0
+    assert "none (headset only)" in (data / "walk.html").read_text()
+    assert main(["replay", str(folder)]) == 0
+    assert "states identical: True" in capsys.readouterr().out
+
+
 @pytest.mark.slow
 @pytest.mark.render
 def test_xr_focus_loss_pauses_the_trial_and_focus_resumes_it(

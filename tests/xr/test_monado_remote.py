@@ -182,6 +182,12 @@ def _sway(t_s: float) -> tuple[float, float, float]:
     return (0.01 * math.sin(w), HEAD_Y_M, -0.008 * math.sin(0.7 * w))
 
 
+def _walk_the_line(t_s: float) -> tuple[float, float, float]:
+    """Up and down the first 1.5 m of the line at 0.5 m/s (forward is OpenXR's -z)."""
+    along = 1.5 - abs((0.5 * t_s) % 3.0 - 1.5)
+    return (0.005 * math.sin(4.0 * t_s), HEAD_Y_M, -along)
+
+
 def _drop_after(delay_s: float, drop_m: float, fall_s: float) -> Callable[[float], tuple]:
     """Sway, then at ``delay_s`` the head falls ``drop_m`` in ``fall_s`` and stays down."""
 
@@ -217,7 +223,10 @@ def monado_remote(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> int:
 
 @contextlib.contextmanager
 def _run_xr_session(
-    tmp_path: Path, seconds_scale: float
+    tmp_path: Path,
+    seconds_scale: float,
+    protocol: str = "baseline",
+    devices: tuple[str, ...] = ("--simulate",),
 ) -> Iterator[tuple[subprocess.Popen, threading.Event]]:
     """``vrbalance run --xr`` in a subprocess; the event is set when the trial starts.
 
@@ -236,8 +245,8 @@ def _run_xr_session(
         "--patient",
         "P1",
         "--protocol",
-        "baseline",
-        "--simulate",
+        protocol,
+        *devices,
         "--xr",
         "--seconds-scale",
         str(seconds_scale),
@@ -335,3 +344,30 @@ def test_head_dropping_0_3_m_in_0_4_s_stops_the_trial(monado_remote: int, tmp_pa
     assert float(states[-1]["t_s"]) - float(states[0]["t_s"]) < 0.9 * 6.0
     zs = [float(h["z_m"]) for h in _rows(folder / "head.csv")]
     assert 0.02 < max(zs) - min(zs) < 0.3
+
+
+@needs_monado
+def test_a_headset_only_tandem_walk_follows_the_tracked_head(
+    monado_remote: int, tmp_path: Path
+) -> None:
+    """No plate at all (the console's "devices: none"): the headset's head is the only input."""
+    with (
+        _run_xr_session(tmp_path, 0.1, protocol="tandem_walk", devices=()) as (proc, started),
+        RemoteHead(monado_remote, _walk_the_line, started) as head,
+    ):
+        out, _ = proc.communicate(timeout=240)
+    assert head.error is None, head.error
+    assert started.is_set(), "the trial never started"
+    assert proc.returncode == 0, out
+    assert "the quiet-stance baseline, a plate measurement, is left out" in out
+    folder = _session(tmp_path)
+    meta = json.loads((folder / "session.json").read_text())
+    assert meta["plate"] == {"id": None}
+    trials = _rows(folder / "trials.csv")
+    assert [t["end_reason"] for t in trials] == ["completed"] * 3
+    assert _rows(folder / "plate.csv") == []
+    # The recording holds the walk Monado reported: along the line (core +y), tracked.
+    heads = _rows(folder / "head.csv")
+    assert all(h["tracked"] in ("1", "True", "true") for h in heads)
+    ys = [float(h["y_m"]) for h in heads]
+    assert max(ys) - min(ys) > 1.0

@@ -43,7 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--simulate",
         action="store_true",
-        help="simulated patient: simulated plate on a pty + scripted head",
+        help="simulated patient: simulated plate on a pty + scripted head (without --simulate "
+        "and --port, --xr runs a headset-only session: head-only protocols such as tandem_walk)",
     )
     parser.add_argument(
         "--sim-script",
@@ -134,18 +135,16 @@ def run(args: argparse.Namespace) -> int:
     from vrbalance.clock import MonotonicClock
     from vrbalance.config.check import check_number
     from vrbalance.errors import ConfigError
+    from vrbalance.sessions.assembly import NO_DEVICES_MESSAGE, session_devices
     from vrbalance.sessions.dbconn import redact
     from vrbalance.sessions.filing import file_pending
     from vrbalance.sessions.paths import db_target, sessions_root
     from vrbalance.sessions.protocol import load_protocol
     from vrbalance.sessions.runner import (
         ProgressBar,
-        SerialDevices,
         SessionRunner,
-        SimulatedDevices,
         check_patient_id,
         check_protocol,
-        missing_mass_message,
         new_session_folder,
         patient_envelope,
     )
@@ -157,9 +156,18 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--xr and --no-render: the headset needs the world rendered")
     check_number(args.rate, "--rate", min_value=10.0, max_value=2000.0)
     check_number(args.fps, "--fps", min_value=1.0, max_value=120.0)
+    # Headset only (no plate): the quiet-stance baseline is a plate measurement.
+    headset_only = xr and not args.simulate and not args.port
+    if not (args.simulate or args.port or xr):
+        raise ConfigError(NO_DEVICES_MESSAGE)
+    if headset_only and not args.no_baseline:
+        print(
+            "vrbalance run: no plate (headset only): the quiet-stance baseline, a plate "
+            "measurement, is left out of this session"
+        )
     protocol = load_protocol(
         args.protocol,
-        with_baseline=not args.no_baseline,
+        with_baseline=not (args.no_baseline or headset_only),
         seconds_scale=args.seconds_scale,
         walk_length_m=args.walk_length,
     )
@@ -194,23 +202,17 @@ def run(args: argparse.Namespace) -> int:
         patient_command=patient_command,
     )
     clock = MonotonicClock()
-    if args.simulate:
-        from vrbalance.balance.geometry import Body
-
-        body = Body(
-            height_m=float(patient.height_m or 1.70),
-            mass_kg=patient.mass_kg,
-            foot_length_m=patient.foot_length_m,
-        )
-        devices = SimulatedDevices(
-            args.plate, body, clock, seed=args.seed, extra_script=args.sim_script
-        )
-    elif args.port:
-        if patient.mass_kg is None:  # the plate's load check needs it (plate_check.py)
-            raise ConfigError(missing_mass_message(args.patient))
-        devices = SerialDevices(args.plate, args.port, clock)
-    else:
-        raise ConfigError("vrbalance run: give --port PORT for a real plate, or --simulate")
+    devices = session_devices(
+        protocol=protocol,
+        patient=patient,
+        clock=clock,
+        plate_id=args.plate,
+        simulate=args.simulate,
+        port=args.port,
+        headset=xr,
+        seed=args.seed,
+        sim_script=args.sim_script,
+    )
     world = None
     if not args.no_render:
         from vrbalance.sessions.assembly import open_session_world

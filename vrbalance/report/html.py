@@ -116,7 +116,7 @@ def session_report(
         ("Started (UTC)", html.escape(str(meta.get("started_utc", ""))[:19].replace("T", " "))),
         ("Ended", html.escape(str(meta.get("end_reason", meta.get("status", "?"))))),
         ("Protocol", html.escape(str(proto.get("name", "")))),
-        ("Plate", html.escape(str((meta.get("plate") or {}).get("id", "")))),
+        ("Plate", html.escape(str((meta.get("plate") or {}).get("id") or "none (headset only)"))),
         ("Simulated", "yes" if meta.get("simulated") else "no"),
         (
             "Recorded by",

@@ -226,3 +226,73 @@ def open_session_world(
     from vrbalance.sessions.world import open_world
 
     return open_world(offscreen=offscreen, xr=xr, clock=clock, own_process=own_process, **options)
+
+
+#: What ``run`` says when it is given no input at all.
+NO_DEVICES_MESSAGE = (
+    "vrbalance run: give --port PORT for a real plate, --simulate for the simulated patient, "
+    "or --xr for a headset-only session (no plate: head-only trials such as the tandem walk)"
+)
+
+
+def session_devices(
+    *,
+    protocol: Any,
+    patient: Any,
+    clock: Clock,
+    plate_id: str,
+    simulate: bool = False,
+    port: str | None = None,
+    headset: bool = False,
+    seed: int = 0,
+    sim_script: str = "",
+) -> Any:
+    """The session's devices, chosen once for ``run`` (and the console, which starts ``run``).
+
+    * ``simulate``: the simulated patient (its plate in the plate process);
+    * ``port``: a real plate (serial or input device), which needs the
+      patient's recorded mass for the load check before every trial;
+    * neither, with the headset: no plate at all. The head pose comes from
+      the headset; every trial must be a head-only one (``plate = false``),
+      because a trial planned on the plate would run without the monitor's
+      plate triggers (the margin of stability, a step off, a change of
+      contact) and without its measures.
+
+    Everything is checked before anything opens: a refusal names the
+    protocol and the trial.
+
+    Raises
+    ------
+    ConfigError
+        No input, a plate trial without a plate, a plate without a mass.
+    """
+    from vrbalance.sessions.runner import (
+        HeadsetDevices,
+        SerialDevices,
+        SimulatedDevices,
+        missing_mass_message,
+    )
+
+    if simulate:
+        from vrbalance.balance.geometry import Body
+
+        body = Body(
+            height_m=float(patient.height_m or 1.70),
+            mass_kg=patient.mass_kg,
+            foot_length_m=patient.foot_length_m,
+        )
+        return SimulatedDevices(plate_id, body, clock, seed=seed, extra_script=sim_script)
+    if port:
+        if patient.mass_kg is None:  # the plate's load check needs it (plate_check.py)
+            raise ConfigError(missing_mass_message(patient.id))
+        return SerialDevices(plate_id, port, clock)
+    if not headset:
+        raise ConfigError(NO_DEVICES_MESSAGE)
+    for i, trial in enumerate(protocol.trials):
+        if trial.plate:
+            raise ConfigError(
+                f"protocol {protocol.name!r} trial {i + 1} ({trial.name}) stands on the force "
+                "plate, and this session has none (headset only): choose a head-only protocol "
+                "such as tandem_walk, or give --port PORT (or --simulate)"
+            )
+    return HeadsetDevices()

@@ -186,7 +186,9 @@ def replay_session(
     meta = read_sidecar(folder)
     try:
         body = Body(**meta["body"])
-        plate = load_plate(meta["plate"]["id"])
+        plate_id = (meta.get("plate") or {}).get("id")
+        # A headset-only session (no plate) recorded its plate as None.
+        geometry = load_plate(plate_id).geometry if plate_id else None
         template = load_foot_template(meta.get("foot_template", "adult"))
         envelope = SafetyEnvelope.from_dict(meta.get("envelope") or {}, where=str(folder))
         origin_s = float(meta["clock_origin_s"])
@@ -244,7 +246,7 @@ def replay_session(
         if trial_idx != current_trial:
             current_trial = trial_idx
             stance = make_stance(row["stance"], body, template)
-            estimator = BalanceEstimator(stance, body, plate.geometry)
+            estimator = BalanceEstimator(stance, body, geometry)
             balance = BalanceLoop(
                 estimator,
                 clock=clock,

@@ -282,7 +282,7 @@ class HeadSource(Protocol):
 class Devices(Protocol):
     """Opens the plate and head for one trial and closes them after it."""
 
-    plate_id: str
+    plate_id: str | None
 
     def open_trial(
         self, index: int, trial: Trial
@@ -466,6 +466,28 @@ class SerialDevices:
         if self._process is not None:
             self._process.close()
             self._process = None
+
+
+class HeadsetDevices:
+    """No plate: the headset is the only input (``vrbalance run --xr`` without a plate).
+
+    Every trial's head pose comes from the world's headset
+    (:attr:`~vrbalance.sessions.world.SessionWorld.head_source`); the runner
+    refuses a trial that needs the plate before anything opens
+    (:func:`vrbalance.sessions.assembly.session_devices`).
+    """
+
+    plate_id: str | None = None
+    plate: Any = None
+
+    def open_trial(self, index: int, trial: Trial) -> tuple[PlateSource | None, HeadSource | None]:
+        return None, None
+
+    def close_trial(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
 
 
 class NullWorld:
