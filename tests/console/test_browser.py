@@ -174,3 +174,71 @@ def test_therapist_adds_a_patient_edits_the_envelope_and_stops_a_live_session(
     events = read_rows(Path(session["folder"]) / "events.csv")
     operator = [e["kind"] for e in events if e["source"] == "operator"]
     assert operator[:3] == ["pause", "resume", "emergency_stop"]
+
+
+def _choose(driver: Any, select_id: str, option: str) -> str:
+    """Pick ``option`` (its label) in the Quasar select ``select_id``, as a user does.
+
+    Returns the text of the open menu (every option offered).
+    """
+    _click(driver, select_id)
+    xpath = (
+        "//div[contains(@class, 'q-menu')]//div[contains(@class, 'q-item')]"
+        f"[.//span[text()={option!r}]]"
+    )
+    _wait(driver, lambda d: d.find_element("xpath", xpath).is_displayed(), f"option {option}")
+    offered = driver.find_element("css selector", ".q-menu").text
+    driver.find_element("xpath", xpath).click()
+    _wait(driver, lambda d: option in _text(d, select_id), f"{select_id} shows {option}")
+    return offered
+
+
+@pytest.mark.render
+def test_start_page_offers_a_headset_only_session_and_refuses_what_cannot_run_without_a_plate(
+    console_server: Any, make_driver: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Plate "none": the output becomes the headset, head-only protocols are named, and a
+    plate protocol or another output is refused on Start with run's own words; nothing
+    starts (a real headset session needs an OpenXR runtime, which CI has not)."""
+    from vrbalance.cli import main
+    from vrbalance.sessions.assembly import check_headset_only
+    from vrbalance.sessions.protocol import load_protocol
+
+    monkeypatch.setenv("VRBALANCE_DATA", str(console_server.data))
+    monkeypatch.delenv("VRBALANCE_DB", raising=False)
+    assert main(["patient", "add", "PX1", "--height-cm", "170", "--mass-kg", "70"]) == 0
+    d = make_driver(1280, 800)
+    d.get(console_server.url)
+    link = "//a[@data-kind='patient-link'][text()='PX1']"
+    _wait(d, lambda d: d.find_elements("xpath", link), "the patient's link")
+    d.find_element("xpath", link).click()
+    _click(d, "go-start")
+    _wait(d, lambda d: "baseline first" in _text(d, "protocol-plan"), "the start page")
+    tandem = load_protocol("tandem_walk", with_baseline=False)
+    assert f"{tandem.title} (tandem_walk)" in _text(d, "headset-only-protocols")
+    assert "(mctsib)" not in _text(d, "headset-only-protocols")
+
+    _choose(d, "device", "none (headset only)")
+    _wait(d, lambda d: "headset (OpenXR)" in _text(d, "output"), "the headset output")
+    # The default protocol (baseline) stands on the plate: run's refusal, before Start.
+    with pytest.raises(ConfigError) as run_says:
+        check_headset_only(load_protocol("baseline", with_baseline=False))
+    _wait(d, lambda d: _text(d, "no-plate-refusal") == str(run_says.value), "the refusal")
+    assert "no baseline" in _text(d, "protocol-plan")
+    _click(d, "start-session")
+    _wait(d, lambda d: _text(d, "start-error") == str(run_says.value), "Start refused")
+
+    # A head-only protocol with another output: refused on Start, naming the output.
+    offered = _choose(d, "protocol", f"{tandem.title} ({tandem.duration_s / 60:.1f} min)")
+    mctsib = load_protocol("mctsib", with_baseline=False)
+    assert f"{mctsib.title} ({mctsib.duration_s / 60:.1f} min) - needs a plate" in offered
+    _wait(d, lambda d: not d.find_elements("id", "no-plate-refusal"), "no refusal")
+    assert f"{len(tandem.trials)} trials" in _text(d, "protocol-plan")
+    _choose(d, "output", "offscreen (no display)")
+    _click(d, "start-session")
+    _wait(d, lambda d: "needs the headset output, got 'offscreen'" in _text(d, "start-error"),
+          "the output refusal")  # fmt: skip
+    assert d.current_url.endswith("/start")
+    d.get(console_server.base + "/stations")  # nothing was started for this patient
+    _wait(d, lambda d: "Sessions started" in d.find_element("tag name", "body").text, "stations")
+    assert "PX1" not in d.find_element("tag name", "body").text

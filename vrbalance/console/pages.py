@@ -23,7 +23,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from vrbalance.console.stations import SessionRequest, Station, Stations
+from vrbalance.console.stations import (
+    NO_PLATE,
+    SessionRequest,
+    Station,
+    Stations,
+    headset_only_output_message,
+)
 from vrbalance.errors import ConfigError, VrBalanceError
 
 log = logging.getLogger(__name__)
@@ -567,6 +573,7 @@ def register_pages(console: Console, web: Any) -> None:
 
     @ui.page("/patient/{key}/start")
     def start_page(key: str) -> None:
+        from vrbalance.sessions.assembly import check_headset_only
         from vrbalance.sessions.protocol import list_protocols, load_protocol
         from vrbalance.sessions.runner import check_protocol, patient_envelope
 
@@ -578,15 +585,38 @@ def register_pages(console: Console, web: Any) -> None:
             last = store.last_levels(pid)
         envelope = patient_envelope(patient)
         protocols = {}
+        # Without a plate (headset only) a session runs the protocol without the
+        # baseline (a plate measurement), and only if no trial is on the plate:
+        # the same check `run` makes (the refusal text is run's own).
+        bare: dict[str, Any] = {}
+        no_plate_refusal: dict[str, str] = {}
         for name in list_protocols():
             try:
                 protocols[name] = load_protocol(name)
+                bare[name] = load_protocol(name, with_baseline=False)
             except VrBalanceError as exc:
                 log.warning("protocol %s not offered: %s", name, exc)
+                protocols.pop(name, None)
+                continue
+            try:
+                check_headset_only(bare[name])
+            except ConfigError as exc:
+                no_plate_refusal[name] = str(exc)
         ui.label(f"Start a session for {patient.id}").classes("text-h5")
+
+        def protocol_options(no_plate: bool) -> dict[str, str]:
+            """Titles and planned minutes of what would run (no baseline without a plate)."""
+            if not no_plate:
+                return {n: f"{p.title} ({p.duration_s / 60:.1f} min)" for n, p in protocols.items()}
+            return {
+                n: f"{p.title} ({p.duration_s / 60:.1f} min)"
+                + (" - needs a plate" if n in no_plate_refusal else "")
+                for n, p in bare.items()
+            }
+
         choice = (
             ui.select(
-                {n: f"{p.title} ({p.duration_s / 60:.1f} min)" for n, p in protocols.items()},
+                protocol_options(False),
                 value="baseline" if "baseline" in protocols else next(iter(protocols), None),
                 label="Protocol",
             )
@@ -595,7 +625,11 @@ def register_pages(console: Console, web: Any) -> None:
         )
         details = ui.column()
         ports = _ports()
-        devices = {"simulated": "simulated patient"} | {p: f"serial port {p}" for p in ports}
+        devices = (
+            {"simulated": "simulated patient"}
+            | {p: f"serial port {p}" for p in ports}
+            | {NO_PLATE: "none (headset only)"}
+        )
         with ui.row():
             device = ui.select(devices, value="simulated", label="Plate").props("id=device")
             output = ui.select(OUTPUTS, value="offscreen", label="Output").props("id=output")
@@ -603,24 +637,44 @@ def register_pages(console: Console, web: Any) -> None:
                 "for=seconds-scale"
             )
         if not ports:
-            ui.label("No serial ports found: only the simulated patient is offered.").classes(
-                "text-caption"
-            )
+            ui.label(
+                "No serial ports found: the simulated patient is offered (or none, headset only)."
+            ).classes("text-caption")
+        head_only = [n for n in protocols if n not in no_plate_refusal]
+        ui.label(
+            "Plate none (headset only): the headset's tracked head is the only input, so the "
+            "output is the headset; no baseline (a plate measurement); head-only protocols: "
+            + (", ".join(f"{protocols[n].title} ({n})" for n in head_only) or "none shipped")
+        ).classes("text-caption").props("id=headset-only-protocols")
         levels: dict[str, Any] = {}
         error = ui.label("").classes("text-negative").props("id=start-error")
+
+        def chosen_protocol() -> Any:
+            """The protocol the session would run: without the baseline with no plate."""
+            return (bare if device.value == NO_PLATE else protocols).get(choice.value)
 
         def show() -> None:
             details.clear()
             levels.clear()
-            proto = protocols.get(choice.value)
+            proto = chosen_protocol()
             if proto is None:
                 return
+            no_plate = device.value == NO_PLATE
             with details:
                 ui.label(proto.description)
                 ui.label(
                     f"{len(proto.trials)} trials, {proto.duration_s:.0f} s of trials planned "
-                    "(baseline first; rests between trials as the envelope says)"
-                )
+                    + (
+                        "(no baseline: it is a plate measurement and this session has no "
+                        "plate; rests between trials as the envelope says)"
+                        if no_plate
+                        else "(baseline first; rests between trials as the envelope says)"
+                    )
+                ).props("id=protocol-plan")
+                if no_plate and choice.value in no_plate_refusal:
+                    ui.label(no_plate_refusal[choice.value]).classes("text-negative").props(
+                        "id=no-plate-refusal"
+                    )
                 try:
                     check_protocol(proto, envelope)
                 except ConfigError as exc:
@@ -642,14 +696,28 @@ def register_pages(console: Console, web: Any) -> None:
                         ui.label(f"{i + 1}. {t.name} ({t.scene}, {t.stance}, {t.duration_s:g} s)")
                         ui.label(t.instructions).classes("italic")
 
+        def device_changed() -> None:
+            # No plate: the headset is the only input, so offer it as the output
+            # (Start still refuses another output the therapist picks after this).
+            if device.value == NO_PLATE:
+                output.set_value("headset")
+            choice.set_options(protocol_options(device.value == NO_PLATE), value=choice.value)
+            error.set_text("")
+            show()
+
         choice.on_value_change(lambda _e: show())
+        device.on_value_change(lambda _e: device_changed())
         show()
 
         def start() -> None:
-            proto = protocols.get(choice.value)
+            proto = chosen_protocol()
             try:
                 if proto is None:
                     raise ConfigError("protocol: choose one")
+                if device.value == NO_PLATE:
+                    if output.value != "headset":
+                        raise ConfigError(headset_only_output_message(output.value))
+                    check_headset_only(proto)
                 s = opt_number(scale.value, "--seconds-scale", low=1e-3, high=1.0)
                 check_protocol(proto, envelope)
                 chosen = []

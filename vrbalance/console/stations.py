@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from vrbalance.console.channel import ChannelClient
+from vrbalance.errors import ConfigError
 from vrbalance.sessions.paths import DB_ENV
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,17 @@ EVENTS_KEPT = 400
 #: How long a starting session may take to open its channel before the
 #: console stops waiting (it keeps watching the process), s.
 CONNECT_WAIT_S = 120.0
+#: The start page's device for a session without a plate (headset only).
+NO_PLATE = "none"
+
+
+def headset_only_output_message(output: str) -> str:
+    """Why devices "none" needs the headset output (the start page shows it)."""
+    return (
+        f"Plate: none (headset only) needs the headset output, got {output!r}: without a plate "
+        "the headset's tracked head is the session's only input; choose Output: headset, "
+        "or a plate (the simulated patient or a serial port)"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,9 +67,12 @@ class SessionRequest:
     protocol : str
         Shipped protocol name.
     device : str
-        ``"simulated"`` or a serial port path from the ports found.
+        ``"simulated"``, a serial port path from the ports found, or
+        ``"none"``: no plate, a headset-only session (head-only protocols,
+        no baseline; see :func:`~vrbalance.sessions.assembly.check_headset_only`).
     output : str
-        ``"window"``, ``"headset"``, ``"offscreen"`` or ``"none"``.
+        ``"window"``, ``"headset"``, ``"offscreen"`` or ``"none"``; with
+        device ``"none"`` only ``"headset"``, the session's only input.
     start_levels : tuple of (str, int)
         Starting level per director scene (the director keeps it inside the envelope).
     seconds_scale : float
@@ -70,6 +85,10 @@ class SessionRequest:
     output: str = "offscreen"
     start_levels: tuple[tuple[str, int], ...] = ()
     seconds_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.device == NO_PLATE and self.output != "headset":
+            raise ConfigError(headset_only_output_message(self.output))
 
     def argv(self, socket_path: Path) -> list[str]:
         """The ``vrbalance run`` command line of this request.
@@ -84,7 +103,12 @@ class SessionRequest:
             "offscreen": ["--offscreen"],
             "none": ["--no-render"],
         }[self.output]
-        dev = ["--simulate"] if self.device == "simulated" else ["--port", self.device]
+        if self.device == NO_PLATE:  # headset only: `run --xr` without a plate, no baseline
+            dev = []
+        elif self.device == "simulated":
+            dev = ["--simulate"]
+        else:
+            dev = ["--port", self.device]
         argv = [
             sys.executable, "-m", "vrbalance", "run",
             "--patient", self.patient_id, "--protocol", self.protocol, *dev, *out,

@@ -288,6 +288,23 @@ def session_devices(
         return SerialDevices(plate_id, port, clock)
     if not headset:
         raise ConfigError(NO_DEVICES_MESSAGE)
+    check_headset_only(protocol)
+    return HeadsetDevices()
+
+
+def check_headset_only(protocol: Any) -> None:
+    """Refuse a protocol with any trial on the plate for a session without one.
+
+    The one check behind ``run --xr`` without a plate and the console's
+    devices "none" (which shows its message before anything starts).
+    ``protocol`` is the one the session would run: without the baseline,
+    which a headset-only session leaves out.
+
+    Raises
+    ------
+    ConfigError
+        Naming the protocol and its first trial on the plate.
+    """
     for i, trial in enumerate(protocol.trials):
         if trial.plate:
             raise ConfigError(
@@ -295,4 +312,3 @@ def session_devices(
                 "plate, and this session has none (headset only): choose a head-only protocol "
                 "such as tandem_walk, or give --port PORT (or --simulate)"
             )
-    return HeadsetDevices()
