@@ -251,3 +251,62 @@ def test_a_first_level_beyond_the_cap_is_refused() -> None:
 
     with pytest.raises(ConfigError, match=r"level 9 of park is beyond the envelope \(the highest"):
         WorldApp(level=9, level_cap=level_cap(SafetyEnvelope()))  # park 9 rolls 3.5 deg > 3
+
+
+class _Still:
+    """A head standing still at ``position_m`` with heading and pitch (Panda3D HPR, deg)."""
+
+    def __init__(self, position_m: tuple[float, float, float], h_deg: float, p_deg: float) -> None:
+        from panda3d.core import Quat
+
+        q = Quat()
+        q.setHpr((h_deg, p_deg, 0.0))
+        self.pose = HeadPose(None, None, position_m, (q.getI(), q.getJ(), q.getK(), q.getR()))
+
+    def pose_at(self, t_s: float) -> HeadPose:
+        return self.pose
+
+
+def _mean_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())
+
+
+def test_recenter_turns_and_shifts_the_view_only(app: WorldApp, artifacts: Path) -> None:
+    """The head 0.8 m right, 0.5 m back, turned 35 deg left and looking 10 deg down: after a
+    recentre the camera is at the scene's start facing its forward, and the picture is
+    the one from the stage's start; the head's stage pose is untouched."""
+    from matplotlib.image import imsave
+
+    app.set_head_source(_Still((0.0, 0.0, 1.6), 0.0, -10.0))
+    app.step_frames(2)
+    start = app.image()
+    offset = _Still((0.8, -0.5, 1.6), 35.0, -10.0)
+    app.set_head_source(offset)
+    app.step_frames(2)
+    turned = app.image()
+    app.recenter()
+    assert app.recenters == 0  # a request: applied by the next frame, in the render thread
+    app.step_frames(1)
+    assert app.recenters == 1
+    app.step_frames(1)
+    recentred = app.image()
+    for name, img in (("start", start), ("turned", turned), ("recentred", recentred)):
+        imsave(artifacts / f"recenter_{name}.png", img)
+    # The camera relative to the scene: at its origin at eye height, heading 0, pitch kept.
+    rel = app.head_node.getPos(app.scene_root)
+    assert (rel.x, rel.y, rel.z) == pytest.approx((0.0, 0.0, 1.6), abs=1e-5)
+    h, p, r = app.head_node.getHpr(app.scene_root)
+    assert (h, p, r) == pytest.approx((0.0, -10.0, 0.0), abs=1e-4)
+    assert app.view_offset == pytest.approx((0.8, -0.5, 35.0), abs=1e-4)
+    # The view only: the camera stays at the head's stage pose, which nothing changed.
+    stage = app.head_node.getPos(app.render)
+    assert (stage.x, stage.y, stage.z) == pytest.approx((0.8, -0.5, 1.6), abs=1e-5)
+    assert offset.pose_at(0.0).position_m == (0.8, -0.5, 1.6)
+    # The picture: from the offset head it differs; recentred it is the start's again.
+    moved, back = _mean_abs_diff(turned, start), _mean_abs_diff(recentred, start)
+    assert moved > 10.0 and back < moved / 10, (moved, back)
+    # Recentring again from where the head is changes nothing (it is not cumulative).
+    app.recenter()
+    app.step_frames(1)
+    assert app.recenters == 2 and app.view_offset == pytest.approx((0.8, -0.5, 35.0), abs=1e-4)
+    assert _mean_abs_diff(app.image(), recentred) < 1.0

@@ -225,3 +225,48 @@ def test_operator_overlay_reaches_the_desktop_but_never_an_eye() -> None:
     assert eye_with.std() > 5  # the park scene is really there
     np.testing.assert_array_equal(eye_with, eye_without)
     assert np.abs(desk_with.astype(int) - desk_without.astype(int)).max() > 60
+
+
+@pytest.mark.slow
+def test_recenter_turns_the_headset_view_and_leaves_the_tracked_head_alone() -> None:
+    """The headset path: eyes located by the runtime, a recentre of the world.
+
+    The head stands 0.5 m right and 0.3 m back, turned 40 deg left (the runtime's
+    stage: y up, -z forward). Recentred, each eye sees what it saw from the stage's
+    start; the head pose the balance loop reads is still the runtime's own.
+    """
+    from vrbalance.world.app import WorldApp
+
+    turn = math.radians(40.0) / 2  # about the runtime's +y (up): to the left
+    poses = {
+        "start": ((0.0, 1.65, 0.0), (0.0, 0.0, 0.0, 1.0)),
+        "turned": ((0.5, 1.65, 0.3), (0.0, math.sin(turn), 0.0, math.cos(turn))),
+    }
+    where = ["start"]
+    fake = FakeXr(view_size=EYE, image_factory=make_gl_texture, motion=lambda t: poses[where[0]])
+    head = XrHeadPoseSource(ManualClock())
+    eyes: dict[str, list[np.ndarray]] = {}
+    with (
+        WorldApp(output="offscreen", size_px=(160, 90), head_source=head) as world,
+        XrOutput(world, api=fake, graphics=HeadlessBinding(), head_source=head, mirror="none"),
+    ):
+        world.calm()  # the park stands still: pictures compare pixel for pixel
+        world.step_frames(4)
+        eyes["start"] = [last_image(fake, i).copy() for i in (0, 1)]
+        where[0] = "turned"
+        world.step_frames(4)
+        eyes["turned"] = [last_image(fake, i).copy() for i in (0, 1)]
+        world.recenter()
+        world.step_frames(4)
+        eyes["recentred"] = [last_image(fake, i).copy() for i in (0, 1)]
+        tracked = head.pose_at(0.0)
+        view = world.view_offset
+    assert fake.violations == []
+    # The loop's head is the runtime's, in the stage frame (core: x right, y forward).
+    assert tracked is not None
+    assert tracked.position_m == pytest.approx((0.5, -0.3, 1.65), abs=1e-6)
+    assert view == pytest.approx((0.5, -0.3, 40.0), abs=1e-4)
+    for i in (0, 1):
+        start, turned, back = (eyes[k][i].astype(int) for k in ("start", "turned", "recentred"))
+        moved = float(np.abs(turned - start).mean())
+        assert moved > 5.0 and float(np.abs(back - start).mean()) < moved / 10, i

@@ -19,6 +19,8 @@ rate in the rendering process) and forwards every call over a pipe:
   skipped, so a slow frame never builds a backlog);
 * ``begin_trial``, ``screenshot`` and ``close`` wait for the child's answer
   (the scene is built before the trial's loop starts, as in one process);
+* ``set_level`` and ``recenter`` (the console's level controls and
+  Recenter) are sent and return at once, applied before the next frame;
 * the window's operator keys (pause, resume, emergency stop) come back as
   commands and reach the session's :class:`OperatorControls` on the next frame.
 
@@ -104,6 +106,10 @@ def _render_main(conn: Connection, offscreen: bool) -> None:
                         conn.send(("ok", None))
                     elif kind == "end":
                         world.end_trial()
+                    elif kind == "level":
+                        world.set_level(args)
+                    elif kind == "recenter":
+                        world.recenter()
                     elif kind == "screenshot":
                         conn.send(("ok", str(world.screenshot(Path(args)))))
                     elif kind == "close":
@@ -244,6 +250,15 @@ class RenderProcess:
 
     def end_trial(self) -> None:
         self._send(("end", None))
+
+    def set_level(self, level: int) -> None:
+        """Show ``level`` of the current scene from the next frame (the console's level keys)."""
+        self._send(("level", int(level)))
+
+    def recenter(self) -> None:
+        """Recentre the view on the head from the next frame (the view only; see
+        :meth:`~vrbalance.sessions.world.SessionWorld.recenter`)."""
+        self._send(("recenter", None))
 
     def screenshot(self, path: Any) -> Path:
         self._send(("screenshot", str(path)))

@@ -276,6 +276,18 @@ class SessionWorld:
         if self.app.scene_root is not None:
             self.app.set_level(level)
 
+    def recenter(self) -> None:
+        """Recentre the view on the patient's head from the next frame (the console's Recenter).
+
+        The scene is turned and shifted so the head's current position and
+        heading become its forward-facing start
+        (:meth:`~vrbalance.world.app.WorldApp.recenter`). The view only: the
+        head pose the balance loop and the safety monitor measure, and the
+        corridor, head-drop and margin checks made on it, stay in the stage
+        frame.
+        """
+        self.app.recenter()
+
     def _gaze(self, position_m: tuple[float, float, float]) -> tuple[float, float, float, float]:
         """The desktop camera's orientation (quaternion x, y, z, w) for an exercise scene.
 

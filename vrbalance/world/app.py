@@ -25,9 +25,19 @@ Each frame one named task (``"world-frame"``) does, in order: handle recorded
 key presses and queued requests (set_scene/set_level/calm/resume may be
 called from any thread; they take effect at the start of the next frame),
 place the camera from the head pose (the only thing that moves the
-viewpoint), advance the scene's animation, and refresh the overlay from the
-latest published balance snapshot (a non-blocking read). Render ``dt`` only
-animates the picture; it never feeds balance maths.
+viewpoint), apply a requested recentre, advance the scene's animation, and
+refresh the overlay from the latest published balance snapshot (a
+non-blocking read). Render ``dt`` only animates the picture; it never feeds
+balance maths.
+
+Frames: the camera (:attr:`WorldApp.head_node`, and a headset's eye cameras)
+is placed in ``render`` at the tracked head pose, in the stage frame the
+balance loop and the safety monitor measure in. The scene hangs under
+``view_root``, which :meth:`WorldApp.recenter` turns and shifts about the
+vertical so that the head's current position and heading become the scene's
+forward-facing start, as a clinic VR product's "recenter" does. That moves
+the picture only: the head pose, and every check made on it (the walking
+corridor, a head drop, the margin of stability), stays in the stage frame.
 """
 
 from __future__ import annotations
@@ -277,6 +287,13 @@ class WorldApp:
         self.base: Any = None
         self.render: Any = None
         self.scene_root: Any = None
+        #: Parent of :attr:`scene_root`: the recentred view (identity until a recentre).
+        self.view_root: Any = None
+        #: The last recentre as (x_m, y_m, heading_deg) of the head in the stage frame.
+        self.view_offset: tuple[float, float, float] = (0.0, 0.0, 0.0)
+        #: Recentres applied so far.
+        self.recenters = 0
+        self._recenter_pending = False
         self.head_node: Any = None
         self.scene: Any = None
         self.overlay: Any = None
@@ -359,7 +376,8 @@ class WorldApp:
         base.disableMouse()  # the head pose alone moves the camera
         base.setBackgroundColor(0.6, 0.75, 0.9, 1)
         self.render = base.render
-        self.scene_root = self.render.attachNewNode("scene-root")
+        self.view_root = self.render.attachNewNode("view-root")
+        self.scene_root = self.view_root.attachNewNode("scene-root")
         # The head node is ShowBase's camera rig: eye cameras (headset) go under it.
         self.head_node = base.camera
         self.head_node.setPos(0.0, 0.0, DEFAULT_EYE_M)
@@ -462,6 +480,22 @@ class WorldApp:
         self.emergency_stopped = False
         self.paused = False
         self.resume()
+
+    def recenter(self) -> None:
+        """Recentre the view on the head from the next frame (any thread).
+
+        At the next frame, after the camera is placed, the scene (``view_root``)
+        is turned about the vertical and shifted over the floor so that the
+        head's current position and heading become the scene's start: the
+        camera is then at the scene's origin at its own height, facing the
+        scene's forward (+y), with its own pitch and roll (the horizon and
+        the floor's height are the patient's real ones). Only the picture
+        moves. The head pose the balance loop, the safety monitor and the
+        recording use is never touched: the walking corridor, the head-drop
+        and margin checks stay in the stage frame, whatever the view shows.
+        """
+        with self._lock:
+            self._requests.append(("recenter", None))
 
     def set_head_source(self, source: HeadPoseSource | None) -> None:
         """Drive the camera from ``source`` (``None``: the scene's still default view)."""
@@ -643,6 +677,29 @@ class WorldApp:
                 self._calm_now()
             elif kind == "resume" and not self.paused and not self.emergency_stopped:
                 self._resume_now()
+            elif kind == "recenter":
+                self._recenter_pending = True  # after the camera is placed this frame
+
+    def _apply_recenter(self) -> None:
+        """Put the scene's start (origin, facing +y) under the camera as it is now."""
+        from panda3d.core import Vec3
+
+        pos = self.head_node.getPos(self.render)
+        forward = self.render.getRelativeVector(self.head_node, Vec3(0.0, 1.0, 0.0))
+        if math.hypot(forward.x, forward.y) > 1e-6:
+            # Panda3D's heading turns +y towards -x (counter-clockwise seen from above).
+            heading_deg = math.degrees(math.atan2(-forward.x, forward.y))
+        else:  # looking straight up or down: the heading of the rotation itself
+            heading_deg = float(self.head_node.getH(self.render))
+        self.view_root.setPosHpr(pos.x, pos.y, 0.0, heading_deg, 0.0, 0.0)
+        self.view_offset = (float(pos.x), float(pos.y), heading_deg)
+        self.recenters += 1
+        log.info(
+            "view recentred on the head at x=%.3f m, y=%.3f m, heading %.1f deg (stage frame)",
+            pos.x,
+            pos.y,
+            heading_deg,
+        )
 
     def _follow_safety(self, latest: Any) -> None:
         """Calm the scene while the safety verdict says so; resume when it stops (if unpaused)."""
@@ -733,7 +790,13 @@ class WorldApp:
         self.t_s += dt_s
         self._handle_keys()
         self._handle_requests()
-        head_xy = self._place_head(self.head_source.pose_at(self.clock.now_s()))
+        self._place_head(self.head_source.pose_at(self.clock.now_s()))
+        if self._recenter_pending:
+            self._recenter_pending = False
+            self._apply_recenter()
+        # The scene animates around where the viewer is in it (the recentred view).
+        head = self.head_node.getPos(self.view_root)
+        head_xy = (float(head.x), float(head.y))
         # Follow the safety verdict before animating: the frame that picks up a
         # calm verdict must already be still (no last step of optic flow).
         latest = self.state_source.get() if self.state_source is not None else None
