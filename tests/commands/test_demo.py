@@ -1,8 +1,7 @@
-"""``vrbalance demo``: offscreen run writes screenshots and a recording; no display is explained."""
+"""``vrbalance demo``: the scene tour as a session (the runner's path), screenshots, recording."""
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import pytest
@@ -31,42 +30,69 @@ def test_window_without_display_suggests_offscreen(monkeypatch, capsys) -> None:
 
 @pytest.mark.render
 @pytest.mark.slow
-def test_offscreen_demo_runs_the_pipeline_and_writes_screenshots(tmp_path: Path, capsys) -> None:
+def test_offscreen_demo_tours_the_scenes_as_a_session(tmp_path: Path, capsys) -> None:
+    """The tour through the session runner: start gate, director, operator keys, recording."""
+    from vrbalance.sessions.recorder import read_rows, read_sidecar
+
     out = tmp_path / "demo"
-    rc = main(
-        [
-            "demo",
-            "--offscreen",
-            "--seconds",
-            "4",
-            "--out",
-            str(out),
-            "--size",
-            "320x180",
-            "--shot-every",
-            "1",
-        ]
-    )
-    assert rc == 0
+    argv = ["demo", "--offscreen", "--seconds", "4", "--out", str(out), "--size", "320x180"]
+    assert main([*argv, "--shot-every", "1"]) == 0
     shots = sorted(out.glob("demo_*.png"))
-    assert len(shots) >= 2
-    assert all(p.stat().st_size > 1000 for p in shots)
-    # The operator script switched scenes one key apart (park -> stairs -> crowd).
-    names = " ".join(p.name for p in shots)
-    assert "park" in names and "crowd" in shots[-1].name
-    # The balance loop ran with the simulated plate and was recorded.
+    assert len(shots) >= 3 and all(p.stat().st_size > 1000 for p in shots)
+    # The tour: park, then stairs, then crowd, each shown (the last one taken at the end).
+    scenes = [p.name.split("_")[2] for p in shots]
+    assert scenes[0] == "park" and scenes[-1] == "crowd" and "stairs" in scenes
+    assert shots[-1].name.endswith("_final.png")
     recording = out / "recording"
-    with (recording / "state.csv").open() as fh:
-        rows = list(csv.DictReader(fh))
-    assert len(rows) > 250  # >= 1 s at 250 Hz
-    assert any(r.get("cop_x_m") not in ("", None) for r in rows)
-    with (recording / "events.csv").open() as fh:
-        kinds = {r["kind"] for r in csv.DictReader(fh)}
-    assert {"level_change", "scene_change"} <= kinds
+    meta = read_sidecar(recording)
+    assert meta["demo"] is True and meta["patient_id"] == "demo" and meta["status"] == "complete"
+    trials = read_rows(recording / "trials.csv")
+    assert [t["scene"] for t in trials] == ["park", "stairs", "crowd"]
+    assert {t["end_reason"] for t in trials} == {"completed"}
+    states = read_rows(recording / "state.csv")
+    assert len(states) > 3 * 250 * 4 / 3 * 0.9  # every tick of the 4 s of trials
+    assert any(r["cop_x_m"] for r in states)  # the simulated plate, read by the driver
+    events = read_rows(recording / "events.csv")
+    kinds = [e["kind"] for e in events]
+    # Each trial passed the session's start gate, the plate's load check included ...
+    streaming = [e for e in events if e["kind"] == "inputs_streaming"]
+    assert len(streaming) == 3 and all("plate_load_n" in e["values_json"] for e in streaming)
+    # ... and the tour's level keys went through the director, recorded as the operator's.
+    assert kinds.count("level_up") == 9
+    levels = {int(r["level"]) for r in states}
+    assert max(levels) > 1
     assert "recording in" in capsys.readouterr().out
 
 
-# -- --xr, --desktop and the start-up gate ------------------------------------------------
+@pytest.mark.render
+def test_the_demo_tour_stays_inside_the_envelope(tmp_path: Path, capsys) -> None:
+    assert main(["demo", "--offscreen", "--out", str(tmp_path), "--level", "11"]) == 2
+    assert "--level 11: park has levels 1 to 10" in capsys.readouterr().err
+    assert main(["demo", "--offscreen", "--out", str(tmp_path), "--scene", "moon"]) == 2
+    assert "--scene: expected one of park, stairs, crowd, got 'moon'" in capsys.readouterr().err
+
+
+def test_the_demo_plan_shares_the_seconds_and_repeats_the_tour_when_longer() -> None:
+    from vrbalance.sessions.demo import TOUR_TRIAL_S, demo_plan
+
+    plan = demo_plan(scene="stairs", level=3, seconds=6.0)
+    assert [t.scene for t in plan.protocol.trials] == ["stairs", "crowd", "park"]
+    assert [t.duration_s for t in plan.protocol.trials] == pytest.approx([2.0] * 3)
+    assert plan.start_levels == {"stairs": 3}
+    assert plan.seconds_scale == pytest.approx(6.0 / (3 * TOUR_TRIAL_S))
+    # Longer than the tour: more rounds, never a trial longer than planned.
+    plan = demo_plan(scene="park", level=1, seconds=400.0)
+    assert len(plan.protocol.trials) == 9 and plan.seconds_scale <= 1.0
+    assert plan.protocol.trials[3].name == "Park 2"
+    # A window without --seconds: the tour repeats within the envelope's session time.
+    plan = demo_plan(scene="park", level=1, seconds=None)
+    assert plan.seconds_scale == 1.0 and len(plan.protocol.trials) % 3 == 0
+    # Head only: no trial stands on the plate.
+    plan = demo_plan(scene="park", level=1, seconds=3.0, with_plate=False)
+    assert not any(t.plate for t in plan.protocol.trials)
+
+
+# -- --xr, --desktop ------------------------------------------------------------------------
 
 _XR_TESTS = str(Path(__file__).resolve().parents[1] / "xr")
 
@@ -75,9 +101,9 @@ def _fake_xr(script: dict[int, str] | None = None, monkeypatch=None):
     """The fake OpenXR runtime (tests/xr/fake_runtime.py) with runtime-side actions.
 
     ``script`` maps frame numbers to runtime actions. With ``monkeypatch`` the
-    frames are counted from the demo's ``inputs_streaming`` event (the scene has
-    started), so the actions land after the start-up gate however slowly a
-    loaded machine renders; without it, from the session's first frame.
+    frames are counted from the session's first ``inputs_streaming`` event (the
+    first trial has started), so the actions land after the start gate however
+    slowly a loaded machine renders; without it, from the session's first frame.
     """
     import sys
     import threading
@@ -92,16 +118,16 @@ def _fake_xr(script: dict[int, str] | None = None, monkeypatch=None):
     if monkeypatch is None:
         started.set()
     else:
-        from vrbalance.commands import demo
+        from vrbalance.sessions.recorder import SessionRecorder
 
-        record_event = demo.DemoPipeline.event
+        record_event = SessionRecorder.event
 
-        def event(self, ev) -> None:
+        def event(self, trial, ev) -> None:
             if ev.kind == "inputs_streaming":
                 started.set()
-            record_event(self, ev)
+            record_event(self, trial, ev)
 
-        monkeypatch.setattr(demo.DemoPipeline, "event", event)
+        monkeypatch.setattr(SessionRecorder, "event", event)
 
     class ScriptedFake(FakeXr):
         def __init__(self) -> None:
@@ -120,78 +146,16 @@ def _fake_xr(script: dict[int, str] | None = None, monkeypatch=None):
     return ScriptedFake()
 
 
-def _end_demo_after_the_script(
-    monkeypatch, fake, *, ticks_after_loss: int, min_ticks: int
-) -> list[int]:
-    """End the demo once the runtime's script has run and the loop has judged the loss.
-
-    ``--seconds`` is wall time: on a loaded machine the gate plus 70 rendered
-    frames once took longer than the 6 s asked for, and the demo ended before
-    the scripted loss (no LOSS_PENDING). Here the demo's timer starts counting
-    from the right event instead: the script exhausted and ``ticks_after_loss``
-    balance-loop ticks after the ``loss_pending`` event (so the monitor has
-    judged the lost headset) and ``min_ticks`` ticks in all, with a 120 s cap
-    so a hang still fails. Returns
-    a list that receives the loop's tick count at the loss.
-    """
-    import time
-
-    from direct.task import Task
-
-    from vrbalance.commands import demo
-
-    pipes: list = []
-    at_loss: list[int] = []
-    record_event = demo.DemoPipeline.event
-
-    def event(self, ev) -> None:
-        if not pipes:
-            pipes.append(self)
-        if ev.kind == "loss_pending":
-            at_loss.append(sum(self.head_poses[:2]))
-        record_event(self, ev)
-
-    monkeypatch.setattr(demo.DemoPipeline, "event", event)
-    exit_after = demo._exit_xr_after
-
-    def exit_when_done(app, xr_out, seconds: float):
-        cap_s = time.monotonic() + 120.0
-        inner: list = []
-
-        def task(t):
-            if not inner:
-                done = (
-                    not fake.script
-                    and at_loss
-                    and sum(pipes[0].head_poses[:2])
-                    >= max(at_loss[0] + ticks_after_loss, min_ticks)
-                )
-                if not done and time.monotonic() < cap_s:
-                    return Task.cont
-                inner.append(exit_after(app, xr_out, 0.0))
-            return inner[0](t)
-
-        return task
-
-    monkeypatch.setattr(demo, "_exit_xr_after", exit_when_done)
-    return at_loss
-
-
 def _use_fake(monkeypatch, fake) -> None:
-    from vrbalance.commands import demo
+    from vrbalance.sessions import assembly
     from vrbalance.xr.gl import HeadlessBinding
 
-    monkeypatch.setattr(demo, "xr_world_output", lambda: "offscreen")
+    options = {"api": fake, "graphics": HeadlessBinding(), "mirror": "none"}
     monkeypatch.setattr(
-        demo,
-        "xr_output_options",
-        lambda: {"api": fake, "graphics": HeadlessBinding(), "mirror": "none"},
+        assembly,
+        "xr_world_options",
+        lambda xr: {"xr_options": options, "output": "offscreen"} if xr else {},
     )
-
-
-def _events(folder: Path) -> list[dict[str, str]]:
-    with (folder / "events.csv").open() as fh:
-        return list(csv.DictReader(fh))
 
 
 def test_xr_with_offscreen_is_refused_with_the_reason(capsys) -> None:
@@ -233,192 +197,32 @@ def test_xr_output_needs_a_display_and_says_desktop(monkeypatch, capsys) -> None
 def test_xr_demo_on_the_fake_runtime_focus_loss_and_session_loss(
     monkeypatch, tmp_path: Path, capsys
 ) -> None:
-    """Head from the headset at the loop's rate; unfocus calms; a loss is recorded, not fatal."""
+    """Head from the headset; unfocus pauses the trial; a loss ends the demo as device lost."""
+    from vrbalance.sessions.recorder import read_rows, read_sidecar
+
     fake = _fake_xr({10: "lose_focus", 40: "regain_focus", 70: "lose_session"}, monkeypatch)
     _use_fake(monkeypatch, fake)
-    ticks_at_loss = _end_demo_after_the_script(
-        monkeypatch, fake, ticks_after_loss=50, min_ticks=300
-    )
-    rc = main(["demo", "--xr", "--seconds", "6", "--size", "64x36", "--out", str(tmp_path)])
-    assert rc == 0
-    assert fake.script == {}, f"the demo ended before the runtime's script ran: {fake.script}"
-    assert ticks_at_loss, "the loss was never reported to the demo"
-    assert fake.violations == []
+    # 60 s of trials: the scripted loss (frame 70) comes long before the tour's end.
+    rc = main(["demo", "--xr", "--seconds", "60", "--size", "64x36", "--out", str(tmp_path)])
+    assert rc == 1  # ended by a lost device, which the user must hear of
+    assert fake.script == {} and fake.violations == []
     out = capsys.readouterr().out
-    assert "session states: IDLE -> READY -> SYNCHRONIZED -> VISIBLE -> FOCUSED" in out
+    assert "ended device_lost" in out
+    assert "headset session states: IDLE -> READY -> SYNCHRONIZED -> VISIBLE -> FOCUSED" in out
     assert "LOSS_PENDING" in out
-    rows = _events(tmp_path / "recording")
-    kinds = [r["kind"] for r in rows]
-    # Start-up: nothing is judged missing before the inputs stream, then the scene starts.
+    recording = tmp_path / "recording"
+    assert read_sidecar(recording)["end_reason"] == "device_lost"
+    kinds = [e["kind"] for e in read_rows(recording / "events.csv")]
     first = kinds.index("inputs_streaming")
-    assert not {"plate_stale", "head_lost", "head_stale"} & set(kinds[:first])
-    # Focus lost after the start: the headset pauses (xr event) and the monitor calms.
-    assert kinds.index("paused") > first
-    assert "headset_unfocused" in kinds and "resumed" in kinds
-    # The loss: an alarm, the monitor's headset_lost, and the recording goes on (closed).
-    assert "loss_pending" in kinds and "headset_lost" in kinds
-    with (tmp_path / "recording" / "state.csv").open() as fh:
-        n_states = sum(1 for _ in csv.DictReader(fh))
-    assert n_states > 250
-
-
-def test_start_gate_holds_the_world_calm_until_plate_and_head_deliver() -> None:
-    """The gate: connecting status (nothing missing is judged), strict once every input streams."""
-    from vrbalance.clock import ManualClock
-    from vrbalance.commands.demo import CONNECT_TIMEOUT_S, STREAMING_HOLD_S, build_pipeline
-    from vrbalance.director.monitor import PlateStatus
-    from vrbalance.samples import HeadPose
-
-    class Head:
-        pose: HeadPose | None = None
-
-        def pose_at(self, t_s: float) -> HeadPose | None:
-            return self.pose
-
-    class World:
-        resumed = 0
-
-        def resume(self) -> None:
-            self.resumed += 1
-
-    clock = ManualClock()
-    head = Head()
-    ready = [False]
-    pipe = build_pipeline(clock=clock, with_plate=False, head=head, head_ready=lambda: ready[0])
-    world = World()
-    try:
-        # The loop is driven by hand (tick by tick on the manual clock), not started.
-        pipe._connect_t0_s = clock.now_s()
-        verdicts = []
-        for tick in range(50):
-            clock.advance(0.004)
-            verdicts.append(pipe.loop.tick(tick, clock.now_s()).verdict)
-            assert pipe.poll_inputs(world) == "connecting"
-        assert not any(v.calm for v in verdicts)  # no head yet: not "lost", just connecting
-        assert pipe.missing_inputs() == ["headset focus", "tracked head pose"]
-        head.pose = HeadPose(clock.now_s(), clock.now_s(), (0.0, 0.0, 1.6))
-        pipe.loop.tick(50, clock.now_s())
-        assert pipe.poll_inputs(world) == "connecting"  # still not focused
-        ready[0] = True
-        # Streaming once every input has been fresh for STREAMING_HOLD_S.
-        seen = []
-        for tick in range(51, 51 + round(STREAMING_HOLD_S / 0.004) + 2):
-            clock.advance(0.004)
-            head.pose = HeadPose(clock.now_s(), clock.now_s(), (0.0, 0.0, 1.6))
-            pipe.loop.tick(tick, clock.now_s())
-            seen.append(pipe.poll_inputs(world))
-        assert seen[0] == "connecting" and seen[-1] == "streaming" and world.resumed == 1
-        assert pipe.status.head_expected and pipe.status.plate is PlateStatus.NONE
-        # From now on a missing head is judged strictly (the monitor's own thresholds).
-        head.pose = None
-        causes = set()
-        for tick in range(200, 250):
-            clock.advance(0.004)
-            verdict = pipe.loop.tick(tick, clock.now_s()).verdict
-            causes |= {t.value for t in verdict.triggers}
-        assert verdict.calm and {"head_stale", "head_lost"} & causes
-    finally:
-        pipe.close()
-    # A head that never comes: after the timeout the strict status applies anyway.
-    clock = ManualClock()
-    pipe = build_pipeline(clock=clock, with_plate=False, head=Head())
-    try:
-        pipe._connect_t0_s = clock.now_s()
-        clock.advance(CONNECT_TIMEOUT_S + 0.1)
-        assert pipe.poll_inputs(World()) == "timeout"
-        assert pipe.loop.tick(0, clock.now_s()).verdict.calm
-    finally:
-        pipe.close()
-
-
-def _tick_until(pipe, k: int, done, timeout_s: float = 10.0) -> tuple[int, list]:
-    """Tick the demo's loop by hand at about 250 Hz of real time until ``done()``.
-
-    The plate is real (the simulator's bytes through a pty into the driver), so
-    this waits on real time; returns the next tick index and the verdicts.
-    """
-    import time
-
-    verdicts = []
-    deadline = time.monotonic() + timeout_s
-    while not done():
-        assert time.monotonic() < deadline, "the simulated plate did not get there in time"
-        verdicts.append(pipe.loop.tick(k, pipe.clock.now_s()).verdict)
-        pipe.poll_inputs()
-        k += 1
-        time.sleep(0.004)
-    return k, verdicts
-
-
-def test_demo_judges_the_plates_live_state_stalled_and_unplugged() -> None:
-    """The driver's state reaches the monitor in the tick that first sees it (issue 4).
-
-    Before, the demo's monitor kept ``plate=STREAMING`` for ever: a stall and an
-    unplugged cable were only ``plate_stale`` (calm), never ``plate_stalled`` or
-    ``plate_lost`` (stop trial).
-    """
-    from vrbalance.clock import MonotonicClock
-    from vrbalance.commands.demo import build_pipeline
-    from vrbalance.director.monitor import PlateStatus, Response, Trigger
-
-    pipe = build_pipeline(clock=MonotonicClock(), with_plate=True, script="")
-    try:
-        pipe._connect_t0_s = pipe.clock.now_s()
-        k, _ = _tick_until(pipe, 0, lambda: pipe.inputs != "connecting")
-        assert pipe.inputs == "streaming"
-        assert pipe.status.plate is PlateStatus.STREAMING
-        # Stalled: the next tick after the driver says so carries plate_stalled.
-        pipe.server.stall(1.0)
-        k, _ = _tick_until(pipe, k, lambda: pipe.plate.state.value == "stalled")
-        verdict = pipe.loop.tick(k, pipe.clock.now_s()).verdict
-        assert Trigger.PLATE_STALLED in verdict.triggers
-        assert pipe.monitor.status.plate is PlateStatus.STALLED
-        # Unplugged (what the script's unplug@ does): plate_lost, the trial stops.
-        pipe.monitor.request_reset()
-        k, _ = _tick_until(pipe, k + 1, lambda: pipe.plate.state.value == "streaming")
-        pipe.server.unplug()
-        k, _ = _tick_until(pipe, k, lambda: pipe.plate.state.value == "lost")
-        verdict = pipe.loop.tick(k, pipe.clock.now_s()).verdict
-        assert Trigger.PLATE_LOST in verdict.triggers
-        assert verdict.response is Response.STOP_TRIAL
-        assert verdict.cause is Trigger.PLATE_LOST
-        assert "plate_lost" in {e.kind for e in verdict.events}
-        assert pipe.monitor.status.plate is PlateStatus.LOST
-        # The main thread's status is untouched: the plate's state is added per tick.
-        assert pipe.status.plate is PlateStatus.STREAMING
-    finally:
-        pipe.close()
-
-
-def test_demo_loop_is_tuned_and_a_refused_fifo_is_logged_not_raised(monkeypatch, caplog) -> None:
-    """docs/realtime.md's RECOMMENDED_TUNING reaches the demo's loop thread (issue 7)."""
-    import logging
-    import os
-    import time
-
-    from vrbalance.clock import MonotonicClock
-    from vrbalance.commands.demo import build_pipeline
-
-    def refuse(*_args: object) -> None:
-        raise PermissionError(1, "Operation not permitted")
-
-    # As an unprivileged user: sched_setscheduler(SCHED_FIFO) fails with EPERM.
-    monkeypatch.setattr(os, "sched_setscheduler", refuse, raising=False)
-    caplog.set_level(logging.INFO, logger="vrbalance.realtime.priority")
-    pipe = build_pipeline(clock=MonotonicClock(), with_plate=False)
-    try:
-        pipe.start()
-        deadline = time.monotonic() + 10.0
-        while pipe.loop.health().ticks < 5:
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
-        tuning = pipe.loop._loop.tuning
-        assert tuning is not None and tuning.timer_slack_ns == 1000
-        assert tuning.fifo_priority is None  # refused ...
-        assert any("SCHED_FIFO 10 refused" in r.getMessage() for r in caplog.records)
-        assert pipe.loop.state.value == "running"  # ... and the loop runs on
-    finally:
-        pipe.close()
+    # Focus lost after the start: the headset pauses the trial, focus regained resumes it.
+    paused = kinds.index("paused", first)
+    assert paused < kinds.index("resumed", paused)
+    # The loss: the runtime's loss_pending, then the monitor's headset_lost, then the end.
+    assert kinds.index("loss_pending") < kinds.index("headset_lost") < kinds.index("trial_end")
+    (trial,) = read_rows(recording / "trials.csv")
+    assert trial["end_reason"] == "device_lost"
+    heads = read_rows(recording / "head.csv")  # the loop's head was the headset's
+    assert heads and all(abs(float(h["z_m"]) - 1.65) < 1e-6 for h in heads[:50])
 
 
 @pytest.mark.render
@@ -454,7 +258,9 @@ def test_sigterm_closes_the_offscreen_demo_and_its_pty_folder(tmp_path: Path) ->
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 128 + signal.SIGTERM, err
-    assert "vrbalance: stopped by SIGTERM" in err
-    assert read_sidecar(out / "recording")["status"] != "recording"
+    # The session runner ends the trial and the session as the operator's (as Ctrl-C).
+    assert proc.returncode == 0, err
+    assert "SIGTERM received: closing as for Ctrl-C" in err
+    meta = read_sidecar(out / "recording")
+    assert meta["status"] == "complete" and meta["end_reason"] == "operator_abort"
     assert list(tmp.iterdir()) == []

@@ -564,7 +564,7 @@ def _xr_session(monkeypatch: pytest.MonkeyPatch, script: dict[int, str]) -> Any:
         sys.path.insert(0, _XR_TESTS)
     from fake_runtime import FakeXr
 
-    from vrbalance.commands import run as run_command
+    from vrbalance.sessions import assembly
     from vrbalance.sessions.recorder import SessionRecorder
     from vrbalance.xr.gl import HeadlessBinding, make_gl_texture
 
@@ -594,7 +594,7 @@ def _xr_session(monkeypatch: pytest.MonkeyPatch, script: dict[int, str]) -> Any:
     fake = ScriptedFake()
     options = {"api": fake, "graphics": HeadlessBinding(), "mirror": "none"}
     monkeypatch.setattr(
-        run_command,
+        assembly,
         "xr_world_options",
         lambda xr: {"xr_options": options, "output": "offscreen"} if xr else {},
     )

@@ -173,26 +173,3 @@ def test_a_session_streams_every_state_and_event_it_records(run_session: Any, qu
     # a device's event is drained on the tick after it happened).
     assert marker_stamps == pytest.approx([float(e["t_s"]) + offset for e in events], abs=1e-6)
     assert outlets.error is None
-
-
-def test_the_demo_pipeline_streams_its_ticks_through_the_loop_sink() -> None:
-    """`vrbalance demo --lsl`'s wiring: the outlets as a BalanceLoop sink (head only here)."""
-    from vrbalance.commands.demo import LOOP_RATE_HZ, build_pipeline
-
-    source = f"vrbalance-test-{uuid.uuid4().hex}"
-    clock = MonotonicClock()
-    with LslOutlets(clock=clock, rate_hz=LOOP_RATE_HZ, source_id=source) as outlets:
-        balance = _inlet(f"{source}/balance")
-        pipe = build_pipeline(
-            clock=clock, with_plate=False, extra_sinks=(outlets.tick_sink(level=lambda: 4),)
-        )
-        try:
-            pipe.start()
-            samples, stamps = _pull(balance, 25)
-        finally:
-            pipe.close()
-    assert len(samples) >= 25
-    assert all(s[10] == 4.0 for s in samples)  # the level the app shows
-    assert all(math.isnan(s[0]) for s in samples)  # no plate: no CoP
-    # One sample per tick, in tick order, each stamped with its tick's time.
-    assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)

@@ -374,3 +374,61 @@ def test_the_sway_referenced_surround_never_tilts_past_the_envelope(tmp_path, qu
     ).run()  # fmt: skip
     cap_rad = math.radians(3.0)  # the default envelope's max_surround_tilt_deg
     assert max(abs(p) for p in world.pitches_rad) == pytest.approx(cap_rad)
+
+
+class _CallLog:
+    """A rendering world that logs the runner's calls, and a desktop-style head wrapper."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+        self.wrapped: list[Any] = []
+
+    def begin_trial(self, trial: Any, level: int) -> None:
+        self.calls.append(("begin", trial.name))
+
+    def frame(self, state: Any, calm: bool, surround_pitch_rad: float) -> None:
+        self.calls.append(("frame", (state is not None, calm)))
+
+    def end_trial(self) -> None:
+        self.calls.append(("end", None))
+
+    def wrap_head(self, head: Any) -> Any:
+        self.wrapped.append(head)
+        return head
+
+    def close(self) -> None:
+        self.calls.append(("close", None))
+
+
+def test_the_world_keeps_drawing_calm_through_the_rest_and_may_wrap_the_head(
+    tmp_path, quiet
+) -> None:
+    """Between trials the window stays alive (and a headset keeps its frame loop), calm."""
+    from vrbalance.balance.geometry import Body
+    from vrbalance.clock import MonotonicClock
+    from vrbalance.sessions.protocol import Protocol
+    from vrbalance.sessions.runner import SessionRunner, SimulatedDevices
+    from vrbalance.sessions.store import Patient
+
+    patient = Patient("T1", birth_year=1950, height_m=1.70, mass_kg=70.0)
+    clock = MonotonicClock()
+    world = _CallLog()
+    runner = SessionRunner(
+        Protocol(name="t", title="t", description="", trials=(quiet("a", 0.3), quiet("b", 0.3))),
+        patient,
+        folder=tmp_path / "s",
+        session_id="s",
+        devices=SimulatedDevices("wii-balance-board", Body(1.70, 70.0), clock, seed=3),
+        clock=clock,
+        world=world,
+        render_fps=50.0,
+        seconds_scale=0.01,  # the envelope's 30 s rest: 0.3 s
+    )
+    runner.run()
+    names = [c[0] for c in world.calls]
+    first_end, second_begin = names.index("end"), names.index("begin", 1)
+    rest = world.calls[first_end + 1 : second_begin]
+    # 0.3 s of rest at 50 frames/s: a dozen frames at least, each without a state and calm.
+    assert len(rest) >= 10 and set(rest) == {("frame", (False, True))}
+    # Each trial's head (the simulated person's) went through the world's wrapper.
+    assert len(world.wrapped) == 2 and all(h is not None for h in world.wrapped)

@@ -135,14 +135,19 @@ def run(args: argparse.Namespace) -> int:
     from vrbalance.clock import MonotonicClock
     from vrbalance.config.check import check_number
     from vrbalance.errors import ConfigError
-    from vrbalance.sessions.assembly import NO_DEVICES_MESSAGE, session_devices
+    from vrbalance.sessions.assembly import (
+        NO_DEVICES_MESSAGE,
+        open_lsl,
+        open_session_world,
+        session_devices,
+        session_runner,
+    )
     from vrbalance.sessions.dbconn import redact
     from vrbalance.sessions.filing import file_pending
     from vrbalance.sessions.paths import db_target, sessions_root
     from vrbalance.sessions.protocol import load_protocol
     from vrbalance.sessions.runner import (
         ProgressBar,
-        SessionRunner,
         check_patient_id,
         check_protocol,
         new_session_folder,
@@ -215,32 +220,30 @@ def run(args: argparse.Namespace) -> int:
     )
     world = None
     if not args.no_render:
-        from vrbalance.sessions.assembly import open_session_world
-
-        world = open_session_world(
-            offscreen=args.offscreen, xr=xr, clock=clock, **xr_world_options(xr)
-        )
+        world = open_session_world(offscreen=args.offscreen, xr=xr, clock=clock)
     session_id, folder = new_session_folder(sessions_root(), args.patient, protocol.name)
     total = protocol.duration_s
     print(
         f"session {session_id}: {protocol.title}, {len(protocol.trials)} trials, "
         f"{total:.0f} s planned -> {folder}"
     )
-    lsl = None
-    if getattr(args, "lsl", False) or getattr(args, "lsl_network", False):
-        from vrbalance.sessions.lsl import LslOutlets
-
-        lsl = LslOutlets(  # started below, closed in finally
-            clock=clock, rate_hz=args.rate, network=getattr(args, "lsl_network", False)
-        )
+    lsl = open_lsl(
+        lsl=getattr(args, "lsl", False),
+        network=getattr(args, "lsl_network", False),
+        clock=clock,
+        rate_hz=args.rate,
+    )  # started below, closed in finally
     channel = None
     if args.console_channel:
         from vrbalance.console.channel import open_session_channel
 
         channel = open_session_channel(args.console_channel, session_id, folder, patient, protocol)
-    runner = SessionRunner(
-        protocol,
-        patient,
+    runner = session_runner(
+        lsl=lsl,
+        channel=channel,
+        before_trial=_confirm if args.confirm and channel is None else _announce,
+        protocol=protocol,
+        patient=patient,
         folder=folder,
         session_id=session_id,
         devices=devices,
@@ -259,12 +262,6 @@ def run(args: argparse.Namespace) -> int:
         progress=ProgressBar(),
         start_levels=start_levels,
         seconds_scale=args.seconds_scale,
-        **_with_lsl(
-            lsl,
-            channel.runner_options(_announce)
-            if channel is not None
-            else {"before_trial": _confirm if args.confirm else _announce},
-        ),
     )
     try:
         if lsl is not None:
@@ -279,15 +276,6 @@ def run(args: argparse.Namespace) -> int:
             channel.close()
         if lsl is not None:
             lsl.close()
-
-
-def _with_lsl(lsl: Any, options: dict[str, Any]) -> dict[str, Any]:
-    """The runner's keywords with the LSL outlets added as a live sink (beside the console's)."""
-    if lsl is None:
-        return options
-    from vrbalance.sessions.lsl import FanOut
-
-    return {**options, "live": FanOut(options.get("live"), lsl)}
 
 
 def _file(
@@ -382,11 +370,6 @@ def parse_start_levels(items: list[str]) -> dict[str, int]:
             raise ConfigError(f"--start-level {item!r}: expected SCENE=N with a level N >= 1")
         levels[scene.strip()] = int(text)
     return levels
-
-
-def xr_world_options(xr: bool) -> dict[str, Any]:
-    """Extra ``open_world`` arguments for ``--xr`` (a seam: tests inject the fake runtime)."""
-    return {}
 
 
 def _announce(index: int, trial: Any) -> None:

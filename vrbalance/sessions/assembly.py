@@ -209,6 +209,11 @@ def open_serial_plate(
     return open_plate(plate, port, calibration=calibration, clock=clock)
 
 
+def xr_world_options(xr: bool) -> dict[str, Any]:
+    """Extra world arguments for the headset (a seam: tests inject the fake runtime here)."""
+    return {}
+
+
 def open_session_world(
     *,
     offscreen: bool,
@@ -220,12 +225,51 @@ def open_session_world(
     """The world of a session: in the render process where it can be, else here.
 
     Offscreen and desktop sessions draw in the render process (away from the
-    loop's GIL); the headset, the fake runtime's options and extra world
-    options (``size_px``...) keep the world in this process.
+    loop's GIL), at any ``size_px``. The headset (the loop locates its head at
+    the loop's rate), the demo's desktop stand-in (its keys lean the head the
+    loop reads) and the fake runtime's options keep the world in this process.
     """
     from vrbalance.sessions.world import open_world
 
+    if xr:
+        options = {**xr_world_options(True), **options}
     return open_world(offscreen=offscreen, xr=xr, clock=clock, own_process=own_process, **options)
+
+
+def open_lsl(*, lsl: bool, network: bool, clock: Clock, rate_hz: float) -> Any:
+    """The LSL outlets (``--lsl``, ``--lsl-network``), not started yet; ``None`` without."""
+    if not (lsl or network):
+        return None
+    from vrbalance.sessions.lsl import LslOutlets
+
+    return LslOutlets(clock=clock, rate_hz=rate_hz, network=network)
+
+
+def session_runner(
+    *,
+    lsl: Any = None,
+    channel: Any = None,
+    before_trial: Any = None,
+    **options: Any,
+) -> Any:
+    """The :class:`~vrbalance.sessions.runner.SessionRunner` with its live sinks wired.
+
+    The console's channel, when there is one, takes the trial gate (each
+    trial waits for the console's start) and the live ticks; the LSL outlets
+    are a live sink beside it. ``options`` are the runner's own keywords.
+    """
+    from vrbalance.sessions.runner import SessionRunner
+
+    wiring: dict[str, Any] = (
+        channel.runner_options(before_trial or (lambda _index, _trial: None))
+        if channel is not None
+        else ({"before_trial": before_trial} if before_trial is not None else {})
+    )
+    if lsl is not None:
+        from vrbalance.sessions.lsl import FanOut
+
+        wiring["live"] = FanOut(wiring.get("live"), lsl)
+    return SessionRunner(**options, **wiring)
 
 
 #: What ``run`` says when it is given no input at all.

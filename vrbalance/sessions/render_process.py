@@ -63,7 +63,7 @@ class _ForwardControls:
             self._conn.send(("command", command.value))
 
 
-def _render_main(conn: Connection, offscreen: bool) -> None:
+def _render_main(conn: Connection, offscreen: bool, size_px: tuple[int, int] | None = None) -> None:
     """The render process: open the world, then serve the session's calls."""
     from vrbalance.clock import MonotonicClock
     from vrbalance.devices.plate_process import ignore_terminal_signals
@@ -78,7 +78,8 @@ def _render_main(conn: Connection, offscreen: bool) -> None:
     with contextlib.suppress(OSError):
         os.nice(RENDER_NICE)
     try:
-        world = open_world(offscreen=offscreen, clock=MonotonicClock())
+        options = {"size_px": size_px} if size_px is not None else {}
+        world = open_world(offscreen=offscreen, clock=MonotonicClock(), **options)
     except Exception as exc:  # reported to the session, which raises it
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
         return
@@ -137,6 +138,8 @@ class RenderProcess:
     ----------
     offscreen : bool
         Offscreen buffer instead of a window.
+    size_px : (int, int), optional
+        Frame size (default: the session world's).
 
     Raises
     ------
@@ -148,14 +151,17 @@ class RenderProcess:
     head_source = None
     headset_ready = None
 
-    def __init__(self, *, offscreen: bool) -> None:
+    def __init__(self, *, offscreen: bool, size_px: tuple[int, int] | None = None) -> None:
         ctx = multiprocessing.get_context("forkserver")
         from vrbalance.devices.plate_process import FORKSERVER_PRELOAD
 
         ctx.set_forkserver_preload(FORKSERVER_PRELOAD)
         self._conn, child = ctx.Pipe(duplex=True)
         self._process = ctx.Process(
-            target=_render_main, args=(child, bool(offscreen)), name="vrbalance-render", daemon=True
+            target=_render_main,
+            args=(child, bool(offscreen), size_px),
+            name="vrbalance-render",
+            daemon=True,
         )
         self._process.start()
         child.close()

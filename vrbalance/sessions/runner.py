@@ -947,10 +947,14 @@ class SessionRunner:
             if wait_s > 0:
                 self.echo(f"rest {wait_s:.0f} s before: {trial.name}")
                 t_end = self.clock.now_s() + wait_s + 1e-3
+                # The world keeps drawing, calm and still, so that a window stays
+                # responsive and a headset keeps its frame loop through the rest.
+                period_s = 1.0 / max(self.render_fps, 1.0)
                 while (now := self.clock.now_s()) < t_end:
                     if self.progress is not None:
                         self.progress.update("rest", 1.0 - (t_end - now) / wait_s, now)
-                    self.clock.sleep_s(min(0.1, t_end - now))
+                    self.world.frame(None, True, 0.0)
+                    self.clock.sleep_s(min(period_s, t_end - now))
                 if self.progress is not None:
                     self.progress.done()
             rest_s = (self.clock.now_s() - previous_end_s) / scale
@@ -1004,6 +1008,10 @@ class SessionRunner:
         world_head = getattr(self.world, "head_source", None)
         if world_head is not None:
             head = world_head  # the headset tracks the head (the simulated head is unused)
+        else:
+            wrap = getattr(self.world, "wrap_head", None)
+            if callable(wrap):  # the demo's desktop stand-in leans the trial's head
+                head = wrap(head)
         self._trial_index = index
         plate_geometry = getattr(getattr(self.devices, "plate", None), "geometry", None)
         estimator = BalanceEstimator(stance, self.body, plate_geometry)

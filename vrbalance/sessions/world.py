@@ -78,6 +78,12 @@ class SessionWorld:
         Frame size (default: :data:`OFFSCREEN_SIZE_PX` offscreen, else
         :data:`WINDOW_SIZE_PX`); a replay's frames are made large enough to read
         the overlay.
+    desktop_head : bool
+        The demo's desktop stand-in (:class:`~vrbalance.world.desktop_pose.
+        DesktopPose`: W/A/S/D lean, right mouse button looks around) on top of
+        each trial's head: :meth:`wrap_head` gives the balance loop the leaning
+        head, and the camera follows it with its gaze. Never in a patient's
+        session, whose head is measured, not played.
     """
 
     def __init__(
@@ -89,6 +95,7 @@ class SessionWorld:
         xr_options: dict[str, Any] | None = None,
         output: str | None = None,
         size_px: tuple[int, int] | None = None,
+        desktop_head: bool = False,
     ) -> None:
         from vrbalance.errors import ConfigError
         from vrbalance.world.app import WorldApp
@@ -108,10 +115,15 @@ class SessionWorld:
         self._controls: Any = None
         self._event_sink: Callable[[Any], None] | None = None
         camera_head: Any = self._head
+        self._desktop_head: Any = None
         if xr:
             from vrbalance.xr.head_source import XrHeadPoseSource
 
             self.head_source = camera_head = XrHeadPoseSource(clock)
+        elif desktop_head:
+            from vrbalance.world.desktop_pose import DesktopHead
+
+            self._desktop_head = camera_head = DesktopHead(None, clock)
         self.app = WorldApp(
             output=output or ("xr" if xr else "offscreen" if offscreen else "window"),
             size_px=size_px or (OFFSCREEN_SIZE_PX if offscreen else WINDOW_SIZE_PX),
@@ -122,6 +134,10 @@ class SessionWorld:
             # window never changes scene or level on its own during a session.
             level_keys="request",
         ).open()
+        if self._desktop_head is not None:
+            from vrbalance.world.desktop_pose import DesktopPose
+
+            DesktopPose(self.app, self._desktop_head)
         if xr:
             from vrbalance.xr.output import XrOutput
 
@@ -165,6 +181,16 @@ class SessionWorld:
             return session is not None and session.focused and not session.lost
 
         return ready
+
+    def wrap_head(self, head: Any) -> Any:
+        """The balance loop's head for a trial: ``head`` leaning as the desktop keys say.
+
+        Without the desktop stand-in, ``head`` itself.
+        """
+        if self._desktop_head is None or head is None:
+            return head
+        self._desktop_head.base_source = head
+        return self._desktop_head
 
     def set_event_sink(self, sink: Callable[[Any], None] | None) -> None:
         """Where headset events go (the runner's recorder); events so far are replayed."""
@@ -219,6 +245,24 @@ class SessionWorld:
                 controls.send(command)
 
         self.app.add_listener(forward)
+        self._stop_on_close(controls)
+
+    def _stop_on_close(self, controls: Any) -> None:
+        """Closing the window stops the session (recorded, filed) instead of exiting Python.
+
+        Panda3D's default for a closed window is ``sys.exit()`` from inside a
+        frame, which would end the session as a failure; a close-request
+        event keeps the window open until the runner has ended the trial and
+        closes the world itself (Panda3D's ``GraphicsWindow.setCloseRequestEvent``).
+        """
+        from vrbalance.sessions.runner import Command
+
+        win = getattr(self.app.base, "win", None)
+        if win is None or not hasattr(win, "setCloseRequestEvent"):
+            return  # offscreen: nothing to close
+        event = "vrbalance-window-close"
+        win.setCloseRequestEvent(event)
+        self.app.base.accept(event, lambda: controls.send(Command.STOP))
 
     def begin_trial(self, trial: Trial, level: int) -> None:
         from vrbalance.config.scenes import available_scenes, load_scene
@@ -309,6 +353,8 @@ class SessionWorld:
         return (0.0, s, c, 0.0) if self._heading_back else (s, 0.0, 0.0, c)
 
     def end_trial(self) -> None:
+        if self._desktop_head is not None:
+            self._desktop_head.base_source = None  # the trial's head closes with its devices
         self._last_t_s = None
         self._last_head_y = None
         self._heading_back = False
@@ -339,8 +385,8 @@ def open_world(
     RenderProcess`), away from the balance loop's GIL; the headset stays in
     this process, where the loop locates its head pose at the loop's rate.
     """
-    if own_process and not xr and not options:
+    if own_process and not xr and set(options) <= {"size_px"}:
         from vrbalance.sessions.render_process import RenderProcess
 
-        return RenderProcess(offscreen=offscreen)
+        return RenderProcess(offscreen=offscreen, size_px=options.get("size_px"))
     return SessionWorld(offscreen=offscreen, xr=xr, clock=clock, **options)
