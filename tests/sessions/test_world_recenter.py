@@ -114,10 +114,11 @@ def _diff(a: Path, b: Path) -> float:
 
 
 @pytest.mark.slow
-def test_the_render_process_forwards_recenter_over_its_pipe(tmp_path: Path) -> None:
+def test_the_render_process_forwards_recenter_and_level_over_its_pipe(tmp_path: Path) -> None:
     """The offscreen/desktop world of a session (a child process): recentre on a head
     0.6 m right and 0.4 m forward, and the picture is the one from the stage's start
-    (calm: the park stands still, so the pictures compare pixel for pixel)."""
+    (calm: the park stands still, so the pictures compare pixel for pixel); the
+    console's level keys reach the picture the same way (level 10: the park at dusk)."""
     from vrbalance.sessions.protocol import load_protocol
     from vrbalance.sessions.render_process import RenderProcess
 
@@ -131,8 +132,12 @@ def test_the_render_process_forwards_recenter_over_its_pipe(tmp_path: Path) -> N
         world.recenter()
         world.frame(_state(0.6, 0.4), calm=True, surround_pitch_rad=0.0)
         shots["recentred"] = world.screenshot(tmp_path / "recentred.png")
+        world.set_level(10)  # the console's level keys take the same pipe
+        world.frame(_state(0.6, 0.4), calm=True, surround_pitch_rad=0.0)
+        shots["level10"] = world.screenshot(tmp_path / "level10.png")
     finally:
         world.close()
     moved = _diff(shots["offset"], shots["start"])
     back = _diff(shots["recentred"], shots["start"])
     assert moved > 2.0 and back < moved / 5, (moved, back)
+    assert _diff(shots["level10"], shots["recentred"]) > 20.0  # the park at dusk
