@@ -3,7 +3,8 @@
 Starts a console on a fresh temporary data folder, adds two example patients
 through the store, then drives headless Debian Chromium through the pages:
 patients, a patient, the envelope editor (with a value beyond a hard cap),
-the start page, the live session and the results. Writes
+the start page (and with Plate none, headset only), the live session and
+the results. Writes
 ``docs/console/<page>-<width>x<height>.png``.
 
     .venv/bin/python tools/console_screenshots.py [--out docs/console]
@@ -78,6 +79,18 @@ def body(d: Any) -> str:
     return d.find_element("tag name", "body").text
 
 
+def choose(d: Any, select_id: str, option: str) -> None:
+    """Pick ``option`` (its label) in the Quasar select ``select_id``."""
+    d.find_element("id", select_id).click()
+    xpath = (
+        "//div[contains(@class, 'q-menu')]//div[contains(@class, 'q-item')]"
+        f"[.//span[text()={option!r}]]"
+    )
+    wait(d, lambda d: d.find_element("xpath", xpath).is_displayed())
+    d.find_element("xpath", xpath).click()
+    wait(d, lambda d: option in d.find_element("id", select_id).text)
+
+
 def shoot_all(d: Any, console: Any, out: Path) -> None:
     from selenium.webdriver.common.keys import Keys
 
@@ -100,6 +113,13 @@ def shoot_all(d: Any, console: Any, out: Path) -> None:
     d.find_element("id", "go-start").click()
     wait(d, lambda d: "Stand still" in body(d))
     shoot(d, out, "start")
+    start_url = d.current_url
+    # Plate none (headset only) with the default protocol: the refusal run would give.
+    choose(d, "device", "none (headset only)")
+    wait(d, lambda d: d.find_elements("id", "no-plate-refusal"))
+    shoot(d, out, "start-headset-only")
+    d.get(start_url)
+    wait(d, lambda d: "Stand still" in body(d))
     d.find_element("id", "start-session").click()
     wait(d, lambda d: "Trial 1 ready" in d.find_element("id", "live-gate").text)
     d.find_element("id", "ctl-start").click()

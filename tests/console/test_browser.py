@@ -224,7 +224,6 @@ def test_start_page_offers_a_headset_only_session_and_refuses_what_cannot_run_wi
     with pytest.raises(ConfigError) as run_says:
         check_headset_only(load_protocol("baseline", with_baseline=False))
     _wait(d, lambda d: _text(d, "no-plate-refusal") == str(run_says.value), "the refusal")
-    assert "no baseline" in _text(d, "protocol-plan")
     _click(d, "start-session")
     _wait(d, lambda d: _text(d, "start-error") == str(run_says.value), "Start refused")
 
@@ -234,6 +233,7 @@ def test_start_page_offers_a_headset_only_session_and_refuses_what_cannot_run_wi
     assert f"{mctsib.title} ({mctsib.duration_s / 60:.1f} min) - needs a plate" in offered
     _wait(d, lambda d: not d.find_elements("id", "no-plate-refusal"), "no refusal")
     assert f"{len(tandem.trials)} trials" in _text(d, "protocol-plan")
+    assert "(no baseline: it is a plate measurement" in _text(d, "protocol-plan")
     _choose(d, "output", "offscreen (no display)")
     _click(d, "start-session")
     _wait(d, lambda d: "needs the headset output, got 'offscreen'" in _text(d, "start-error"),

@@ -665,10 +665,12 @@ def register_pages(console: Console, web: Any) -> None:
                 ui.label(
                     f"{len(proto.trials)} trials, {proto.duration_s:.0f} s of trials planned "
                     + (
-                        "(no baseline: it is a plate measurement and this session has no "
+                        "(baseline first; rests between trials as the envelope says)"
+                        if not no_plate
+                        else "(the quiet-stance baseline, a plate measurement)"
+                        if choice.value == "baseline"
+                        else "(no baseline: it is a plate measurement and this session has no "
                         "plate; rests between trials as the envelope says)"
-                        if no_plate
-                        else "(baseline first; rests between trials as the envelope says)"
                     )
                 ).props("id=protocol-plan")
                 if no_plate and choice.value in no_plate_refusal:
