@@ -134,10 +134,13 @@ class SessionWorld:
             # window never changes scene or level on its own during a session.
             level_keys="request",
         ).open()
+        # In a session the level keys ask the director and the scene keys do nothing.
+        self.app.key_help = "Space pause  Esc stop  +/- level (director)"
         if self._desktop_head is not None:
             from vrbalance.world.desktop_pose import DesktopPose
 
             DesktopPose(self.app, self._desktop_head)
+            self.app.key_help += "  WASD lean  right mouse look"
         if xr:
             from vrbalance.xr.output import XrOutput
 

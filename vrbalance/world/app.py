@@ -279,6 +279,10 @@ class WorldApp:
         self.calmed = False
         #: Status lines for the overlay (plate, loop health, safety verdict); any thread.
         self.status: dict[str, str] = {}
+        #: The keys line at the overlay's foot (what the keys do in this app).
+        from vrbalance.world.overlay import KEY_HELP
+
+        self.key_help = KEY_HELP
         #: Base of support outline for the overlay inset, (n, 2) m in the core frame.
         self.bos_polygon_m: np.ndarray | None = None
         self.last_timing = FrameTiming(0.0, 0.0, 0.0)

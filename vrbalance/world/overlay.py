@@ -67,6 +67,9 @@ def _dot(parent: NodePath, rgba: tuple[float, float, float, float], name: str) -
     return node
 
 
+#: The keys line at the overlay's foot (a session's world shows its own: ``WorldApp.key_help``).
+KEY_HELP = "Space pause  Esc stop  R clear  +/- level  1/2/3 scene  WASD lean"
+
 class Overlay:
     """Operator overlay bound to one :class:`WorldApp` (see module docstring)."""
 
@@ -193,7 +196,7 @@ class Overlay:
             lines.append(f"safety: {label}{cause_text}")
         for key in sorted(app.status):
             lines.append(f"{key}: {app.status[key]}")
-        lines.append("Space pause  Esc stop  R clear  +/- level  1/2/3 scene  WASD lean")
+        lines.append(getattr(app, "key_help", KEY_HELP))
         text = "\n".join(lines)
         if text != self._last_text:  # setText re-lays out glyphs; skip when unchanged
             self._text.setText(text)
