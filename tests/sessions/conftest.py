@@ -77,3 +77,36 @@ def run_session(tmp_path: Path) -> RunSession:
         )
 
     return run
+
+
+RunWithWorld = Callable[..., SessionResult]
+
+
+@pytest.fixture
+def run_with_world(tmp_path: Path) -> RunWithWorld:
+    """``run_with_world(world, trials, render_fps=..., **runner_options) -> SessionResult``.
+
+    A simulated session straight through :class:`SessionRunner` with ``world``
+    as its world (a test's own world that watches what the runner asks of it),
+    recorded in ``tmp_path / "s"``; ``seconds_scale`` defaults to 0.01.
+    """
+    from vrbalance.balance.geometry import Body
+    from vrbalance.sessions.runner import SessionRunner, SimulatedDevices
+
+    def run(
+        world: object, trials: list[Trial], *, seed: int = 3, **options: object
+    ) -> SessionResult:
+        clock = MonotonicClock()
+        runner = SessionRunner(
+            Protocol(name="t", title="t", description="", trials=tuple(trials)),
+            Patient("T1", birth_year=1950, height_m=1.70, mass_kg=70.0),
+            folder=tmp_path / "s",
+            session_id="s",
+            devices=SimulatedDevices("wii-balance-board", Body(1.70, 70.0), clock, seed=seed),
+            clock=clock,
+            world=world,  # type: ignore[arg-type]
+            **{"seconds_scale": 0.01, **options},  # type: ignore[arg-type]
+        )
+        return runner.run()
+
+    return run

@@ -231,33 +231,15 @@ class _TunedWorld:
         return None
 
 
-def test_the_loop_thread_is_tuned_when_the_runner_renders(tmp_path, quiet) -> None:
+def test_the_loop_thread_is_tuned_when_the_runner_renders(run_with_world, quiet) -> None:
     """RECOMMENDED_TUNING reaches the loop beside a renderer; the NullWorld runs untuned."""
     import sys
 
-    from vrbalance.balance.geometry import Body
-    from vrbalance.clock import MonotonicClock
     from vrbalance.realtime.pipeline import RECOMMENDED_TUNING
-    from vrbalance.sessions.protocol import Protocol
-    from vrbalance.sessions.runner import SessionRunner, SimulatedDevices
-    from vrbalance.sessions.store import Patient
 
     before_s = sys.getswitchinterval()
-    patient = Patient("T1", birth_year=1950, height_m=1.70, mass_kg=70.0)
-    clock = MonotonicClock()
     world = _TunedWorld()
-    runner = SessionRunner(
-        Protocol(name="t", title="t", description="", trials=(quiet("a", 0.4),)),
-        patient,
-        folder=tmp_path / "s",
-        session_id="s",
-        devices=SimulatedDevices("wii-balance-board", Body(1.70, 70.0), clock, seed=3),
-        clock=clock,
-        world=world,
-        render_fps=100.0,
-        seconds_scale=0.01,
-    )
-    runner.run()
+    run_with_world(world, [quiet("a", 0.4)], render_fps=100.0)
     # While the loop ran (with the tuning), the process-wide switch interval was the
     # recommended one; it is restored after.
     assert world.switch_intervals_s
@@ -401,30 +383,12 @@ class _CallLog:
 
 
 def test_the_world_keeps_drawing_calm_through_the_rest_and_may_wrap_the_head(
-    tmp_path, quiet
+    run_with_world, quiet
 ) -> None:
     """Between trials the window stays alive (and a headset keeps its frame loop), calm."""
-    from vrbalance.balance.geometry import Body
-    from vrbalance.clock import MonotonicClock
-    from vrbalance.sessions.protocol import Protocol
-    from vrbalance.sessions.runner import SessionRunner, SimulatedDevices
-    from vrbalance.sessions.store import Patient
-
-    patient = Patient("T1", birth_year=1950, height_m=1.70, mass_kg=70.0)
-    clock = MonotonicClock()
     world = _CallLog()
-    runner = SessionRunner(
-        Protocol(name="t", title="t", description="", trials=(quiet("a", 0.3), quiet("b", 0.3))),
-        patient,
-        folder=tmp_path / "s",
-        session_id="s",
-        devices=SimulatedDevices("wii-balance-board", Body(1.70, 70.0), clock, seed=3),
-        clock=clock,
-        world=world,
-        render_fps=50.0,
-        seconds_scale=0.01,  # the envelope's 30 s rest: 0.3 s
-    )
-    runner.run()
+    # The envelope's 30 s rest, scaled by 0.01: 0.3 s.
+    run_with_world(world, [quiet("a", 0.3), quiet("b", 0.3)], render_fps=50.0)
     names = [c[0] for c in world.calls]
     first_end, second_begin = names.index("end"), names.index("begin", 1)
     rest = world.calls[first_end + 1 : second_begin]
