@@ -371,3 +371,55 @@ def test_a_headset_only_tandem_walk_follows_the_tracked_head(
     assert all(h["tracked"] in ("1", "True", "true") for h in heads)
     ys = [float(h["y_m"]) for h in heads]
     assert max(ys) - min(ys) > 1.0
+
+
+@needs_monado
+def test_a_console_station_runs_a_headset_only_walk_and_recenters_its_view(
+    monado_remote: int, tmp_path: Path
+) -> None:
+    """The console's path: the start page's request (Plate none, output headset) becomes a
+    station, whose session walks the line on Monado's tracked head; the console's
+    Recenter mid-walk is recorded and the walk is still judged in the stage frame."""
+    from vrbalance.console.stations import NO_PLATE, SessionRequest, Stations
+
+    request = SessionRequest(
+        "P1", "tandem_walk", device=NO_PLATE, output="headset", seconds_scale=0.1
+    )
+    stations = Stations(runtime_dir=tmp_path / "rt")
+    started = threading.Event()
+    recentred: list[int] = []
+    station = stations.start(request)
+    station.listeners.append(
+        lambda msg: (
+            started.set() if msg["type"] == "event" and msg["kind"] == "inputs_streaming" else None
+        )
+    )
+    try:
+        with RemoteHead(monado_remote, _walk_the_line, started) as head:
+            # The therapist's clicks, from the station's live picture (as the live page).
+            deadline = time.monotonic() + 240.0
+            last_start: dict[int, float] = {}
+            while (snap := station.snapshot())["status"] not in ("ended", "died"):
+                assert time.monotonic() < deadline, snap["status"]
+                gate, tick = snap["gate"], snap["tick"]
+                if gate.get("waiting"):
+                    n = int(gate.get("trial", -1))
+                    if time.monotonic() - last_start.get(n, -10.0) > 1.0 and station.send("start"):
+                        last_start[n] = time.monotonic()
+                elif tick and tick.get("streaming") and not recentred and station.send("recenter"):
+                    recentred.append(int(tick["trial"]))
+                time.sleep(0.05)
+    finally:
+        if station.proc is not None and station.proc.poll() is None:
+            station.proc.kill()
+        stations.close()
+    assert head.error is None, head.error
+    assert snap["status"] == "ended", snap["why"]
+    assert snap["end"] is not None and snap["end"]["filed"]
+    folder = _session(tmp_path)
+    assert json.loads((folder / "session.json").read_text())["plate"] == {"id": None}
+    trials = _rows(folder / "trials.csv")
+    assert [t["end_reason"] for t in trials] == ["completed"] * 3  # no baseline first
+    events = _rows(folder / "events.csv")
+    recenters = [e for e in events if (e["source"], e["kind"]) == ("operator", "recenter")]
+    assert len(recenters) == 1 and recenters[0]["trial"] == str(recentred[0])
