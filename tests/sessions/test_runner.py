@@ -396,3 +396,33 @@ def test_the_world_keeps_drawing_calm_through_the_rest_and_may_wrap_the_head(
     assert len(rest) >= 10 and set(rest) == {("frame", (False, True))}
     # Each trial's head (the simulated person's) went through the world's wrapper.
     assert len(world.wrapped) == 2 and all(h is not None for h in world.wrapped)
+
+
+class _RecenterCounter(_CallLog):
+    def recenter(self) -> None:
+        self.calls.append(("recenter", None))
+
+
+def test_recenter_is_refused_during_a_walk_and_recorded(run_with_world, quiet) -> None:
+    """The walking corridor is judged where the line is painted: the view must not move."""
+    from vrbalance.sessions.recorder import read_rows
+    from vrbalance.sessions.runner import Command, OperatorControls
+
+    controls = OperatorControls()
+    controls.send(Command.RECENTER, at_trial_s=0.1, trial=0)
+    controls.send(Command.RECENTER, at_trial_s=0.1, trial=1)
+    world = _RecenterCounter()
+    from dataclasses import replace
+
+    walk = replace(
+        quiet("walk", 0.6), scene="tandem_walk", task="tandem_walk", plate=False, walk_length_m=3.0
+    )
+    result = run_with_world(world, [walk, quiet("stand", 0.4)], render_fps=50.0, controls=controls)
+    events = read_rows(result.folder / "events.csv")
+    refused = [e for e in events if e["kind"] == "command_refused"]
+    assert [e["trial"] for e in refused] == ["0"]
+    assert "recenter refused during a walk" in refused[0]["message"]
+    # The standing trial's recentre reached the view, the walk's never did.
+    assert [c for c in world.calls if c[0] == "recenter"] == [("recenter", None)]
+    recorded = [e["trial"] for e in events if (e["source"], e["kind"]) == ("operator", "recenter")]
+    assert recorded == ["0", "1"]

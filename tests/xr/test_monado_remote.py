@@ -379,7 +379,7 @@ def test_a_console_station_runs_a_headset_only_walk_and_recenters_its_view(
 ) -> None:
     """The console's path: the start page's request (Plate none, output headset) becomes a
     station, whose session walks the line on Monado's tracked head; the console's
-    Recenter mid-walk is recorded and the walk is still judged in the stage frame."""
+    Recenter mid-walk is recorded and refused (the line is where the corridor is judged)."""
     from vrbalance.console.stations import NO_PLATE, SessionRequest, Stations
 
     request = SessionRequest(
@@ -423,3 +423,6 @@ def test_a_console_station_runs_a_headset_only_walk_and_recenters_its_view(
     events = _rows(folder / "events.csv")
     recenters = [e for e in events if (e["source"], e["kind"]) == ("operator", "recenter")]
     assert len(recenters) == 1 and recenters[0]["trial"] == str(recentred[0])
+    refused = [e for e in events if e["kind"] == "command_refused"]
+    assert len(refused) == 1 and "recenter refused during a walk" in refused[0]["message"]
+    assert refused[0]["trial"] == str(recentred[0])

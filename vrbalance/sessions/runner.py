@@ -1560,6 +1560,23 @@ class SessionRunner:
                 self._monitor.request_reset()
             return
         if cmd is Command.RECENTER:
+            if run.exercise is not None and run.exercise.corridor is not None:
+                # The walking corridor is judged in the stage frame, where the line is
+                # painted: a recentred view would move the line off the corridor and
+                # walk the patient into a left_corridor stop.
+                recorder.event(
+                    idx,
+                    Event(
+                        t_s,
+                        "operator",
+                        "command_refused",
+                        "recenter refused during a walk: the line on the floor is where the "
+                        "walking corridor is judged; recentre with the headset's own control "
+                        "before the walk",
+                        "warning",
+                    ),
+                )
+                return
             run.recenter = True
             return
         trial, director = run.trial, self.director
