@@ -750,15 +750,20 @@ def register_pages(console: Console, web: Any) -> None:
     @ui.page("/stations")
     def stations_page() -> None:
         frame("Stations")
-        ui.label("Sessions started from this console").classes("text-h5")
+        ui.label("Sessions started from this console, or found still running").classes("text-h5")
         stations = console.stations.all()
         if not stations:
             ui.label("None yet: start one from a patient's page.")
         for st in stations:
             snap = st.snapshot()
-            with ui.row().classes("items-center gap-4"):
-                ui.link(f"{st.request.patient_id}: {st.request.protocol}", f"/station/{st.key}")
-                ui.label(snap["status"])
+            with ui.row().classes("items-center gap-4").props("data-kind=station"):
+                what = f"{st.patient_id}: {st.protocol}" if st.patient_id else "(connecting)"
+                ui.link(what, f"/station/{st.key}").props("data-kind=station-link")
+                ui.label(snap["status"]).props("data-kind=station-status")
+                if st.adopted:
+                    ui.label("started by an earlier console, found running").classes(
+                        "text-caption"
+                    ).props("data-kind=station-adopted")
 
     @ui.page("/station/{key}")
     def live_page(key: str) -> None:
@@ -842,8 +847,7 @@ def live_view(console: Console, station: Station) -> None:
     """The live session: timer, scene, level, plot, margin, safety banner, decisions, controls."""
     from nicegui import ui
 
-    req = station.request
-    ui.label(f"Live session: {req.patient_id}, {req.protocol}").classes("text-h5")
+    title = ui.label("").classes("text-h5").props("id=live-title")
     status = ui.label("").props("id=live-status")
     why = ui.label("").classes("text-negative").style("white-space: pre-wrap").props("id=live-why")
     with ui.row().classes("w-full items-center no-wrap gap-4"):
@@ -906,6 +910,12 @@ def live_view(console: Console, station: Station) -> None:
     def refresh() -> None:
         snap = station.snapshot()
         st = snap["status"]
+        # An adopted station learns its patient and protocol from the session's hello.
+        title.set_text(
+            f"Live session: {station.patient_id}, {station.protocol}"
+            if station.patient_id
+            else "Live session: connecting to the session..."
+        )
         connected = snap["connected"]
         status.set_text(
             {"starting": "Starting the session...", "running": "Session running",

@@ -210,6 +210,10 @@ def serve(
     sock = bind(host, port)
     real_port = sock.getsockname()[1]
     stations = Stations(db=db)
+    # Sessions an earlier console started (it crashed or was restarted) that still run.
+    adopted = stations.adopt_running()
+    if adopted:
+        log.info("console: %d running session(s) of an earlier console adopted", len(adopted))
     console = Console(db=db, stations=stations, seconds_scale=seconds_scale)
     web = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     register_pages(console, web)
