@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import queue
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -130,3 +131,66 @@ def chromium_driver(user_data: Path, width: int = 1280, height: int = 800) -> An
     options.add_argument(f"--user-data-dir={user_data}")
     options.add_argument(f"--window-size={width},{height}")
     return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+
+
+CRASHING_CONSOLE = """
+import sys, time
+from pathlib import Path
+from vrbalance.console.stations import SessionRequest, Stations
+
+stations = Stations(runtime_dir=Path(sys.argv[1]) if sys.argv[1] else None)
+station = stations.start(SessionRequest(sys.argv[2], sys.argv[3], output="none"))
+deadline = time.monotonic() + 120.0
+while not station.snapshot()["gate"].get("waiting"):
+    if time.monotonic() > deadline or station.proc.poll() is not None:
+        sys.exit(3)
+    time.sleep(0.02)
+print(station.key, station.proc.pid, flush=True)
+sys.stdin.read()  # until it is killed, like a console that crashes
+"""
+
+
+class CrashingConsole:
+    """A console (a real :class:`Stations` in its own process) that starts a session and dies.
+
+    ``runtime_dir`` None: the console's default runtime folder in this
+    environment (``$VRBALANCE_DATA/console`` when the test sets the data folder).
+    """
+
+    def __init__(self, runtime_dir: Path | None) -> None:
+        self.runtime_dir = runtime_dir
+        self.proc: subprocess.Popen[str] | None = None
+        self.session: tuple[str, int] | None = None
+
+    def start_session_and_crash(self, patient_id: str, protocol: str) -> tuple[str, int]:
+        """Start a simulated session, wait until it waits at its first gate, SIGKILL the console.
+
+        Returns
+        -------
+        (station key, session process id)
+        """
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", CRASHING_CONSOLE, str(self.runtime_dir or ""), patient_id,
+             protocol],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()  # the helper's own 120 s deadline bounds it
+        assert line, f"the crashing console's session never reached its gate ({self.proc.poll()})"
+        key, pid = line.split()
+        self.session = (key, int(pid))
+        self.proc.kill()  # the console crashes; its session carries on
+        self.proc.wait(timeout=30)
+        return self.session
+
+    def cleanup(self) -> None:
+        """Kill what is left (the console, the session if a test failed before its end)."""
+        from vrbalance.console.stations import session_process_alive
+
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if self.session is not None and session_process_alive(self.session[1], self.session[0]):
+            os.kill(self.session[1], signal.SIGKILL)

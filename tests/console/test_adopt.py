@@ -8,11 +8,8 @@ real ``vrbalance run`` processes, real Unix sockets, a real crashed process.
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import stat
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -35,6 +32,7 @@ from vrbalance.errors import ConfigError
 from vrbalance.sessions.recorder import read_rows
 from vrbalance.sessions.store import Store
 
+from .conftest import CrashingConsole
 from .test_channel import Inbox
 
 WAIT_S = 60.0
@@ -123,23 +121,6 @@ def test_a_station_can_answer_the_first_message_it_receives(tmp_path: Path) -> N
         station.client.close()  # type: ignore[union-attr]
 
 
-HELPER = """
-import sys, time
-from pathlib import Path
-from vrbalance.console.stations import SessionRequest, Stations
-
-stations = Stations(runtime_dir=Path(sys.argv[1]))
-station = stations.start(SessionRequest("P7", "baseline", output="none"))
-deadline = time.monotonic() + 120.0
-while not station.snapshot()["gate"].get("waiting"):
-    if time.monotonic() > deadline or station.proc.poll() is not None:
-        sys.exit(3)
-    time.sleep(0.02)
-print(station.key, station.proc.pid, flush=True)
-sys.stdin.read()  # until it is killed, like a console that crashes
-"""
-
-
 @pytest.mark.slow
 def test_a_restarted_console_adopts_a_running_session_and_stops_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -156,22 +137,11 @@ def test_a_restarted_console_adopts_a_running_session_and_stops_it(
     monkeypatch.delenv("VRBALANCE_DB", raising=False)
     assert main(["patient", "add", "P7"]) == 0
     rt = tmp_path / "rt"
-    crashed = subprocess.Popen(
-        [sys.executable, "-c", HELPER, str(rt)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    crashed = CrashingConsole(rt)
     session_pid = None
     stations = None
     try:
-        assert crashed.stdout is not None
-        line = crashed.stdout.readline()  # the helper's own 120 s deadline bounds it
-        assert line, f"the first console's session never reached its gate (rc {crashed.poll()})"
-        key, pid = line.split()
-        session_pid = int(pid)
-        crashed.kill()  # the console crashes; its session carries on
-        crashed.wait(timeout=30)
+        key, session_pid = crashed.start_session_and_crash("P7", "baseline")
         assert session_process_alive(session_pid, key)
 
         dead = rt / "deadSocket01"  # a session that died with no console to see it
@@ -188,15 +158,10 @@ def test_a_restarted_console_adopts_a_running_session_and_stops_it(
         assert [s.key for s in stations.all()] == [key]
 
         hello = _until("the hello", lambda: station.snapshot()["hello"])
-        assert (hello["patient_id"], hello["protocol"], hello["pid"]) == (
-            "P7",
-            "baseline",
-            int(pid),
-        )
+        assert (hello["patient_id"], hello["protocol"]) == ("P7", "baseline")
+        assert hello["pid"] == session_pid and "name" not in hello  # no display name crosses
         assert (station.patient_id, station.protocol) == ("P7", "baseline")
-        gate = _until(
-            "the gate", lambda: station.snapshot()["gate"].get("waiting") and station.gate
-        )
+        gate = _until("the gate", lambda: (g := station.snapshot()["gate"]).get("waiting") and g)
         assert gate["trial"] == 0 and gate["name"] == "Baseline"
         ticks: list[dict[str, Any]] = []
         station.listeners.append(lambda m: ticks.append(m) if m["type"] == "tick" else None)
@@ -217,11 +182,7 @@ def test_a_restarted_console_adopts_a_running_session_and_stops_it(
         _until("the session process to end", lambda: not session_process_alive(session_pid, key))
         _until("the station folder to go", lambda: not station.folder.exists())
     finally:
-        if crashed.poll() is None:
-            crashed.kill()
-            crashed.wait()
-        if session_pid is not None and session_process_alive(session_pid, key):
-            os.kill(session_pid, signal.SIGKILL)
+        crashed.cleanup()
         if stations is not None:
             stations.close()
     events = read_rows(Path(hello["folder"]) / "events.csv")

@@ -242,3 +242,50 @@ def test_start_page_offers_a_headset_only_session_and_refuses_what_cannot_run_wi
     d.get(console_server.base + "/stations")  # nothing was started for this patient
     _wait(d, lambda d: "Sessions started" in d.find_element("tag name", "body").text, "stations")
     assert "PX1" not in d.find_element("tag name", "body").text
+
+
+@pytest.mark.slow
+@pytest.mark.render
+def test_a_restarted_console_shows_the_session_its_crashed_predecessor_left_running(
+    tmp_path_factory: pytest.TempPathFactory,
+    make_driver: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The console dies mid-session (SIGKILL); the one started next lists the session,
+    and its live page has the gate, the live plot and the emergency stop, recorded."""
+    from vrbalance.cli import main
+
+    from .conftest import CrashingConsole, start_console, stop_console
+
+    data = tmp_path_factory.mktemp("a") / "data"  # short: the socket path has a size limit
+    monkeypatch.setenv("VRBALANCE_DATA", str(data))
+    monkeypatch.delenv("VRBALANCE_DB", raising=False)
+    assert main(["patient", "add", "P8"]) == 0
+    crashed = CrashingConsole(None)  # the default runtime folder: $VRBALANCE_DATA/console
+    console = None
+    try:
+        key, _pid = crashed.start_session_and_crash("P8", "baseline")
+        console = start_console(data)
+        d = make_driver(1280, 800)
+        d.get(console.url)
+        d.get(console.base + "/stations")
+        link = "//a[@data-kind='station-link'][text()='P8: baseline']"
+        _wait(d, lambda d: d.find_elements("xpath", link), "the adopted station in the list")
+        assert "started by an earlier console" in d.find_element("tag name", "body").text
+        d.find_element("xpath", link).click()
+        _wait(d, lambda d: d.current_url.endswith(f"/station/{key}"), "its live page")
+        assert _text(d, "live-title") == "Live session: P8, baseline"
+        _wait(d, lambda d: "Trial 1 ready: Baseline" in _text(d, "live-gate"), "the start gate")
+        _click(d, "ctl-start")
+        _wait(d, lambda d: _plot_updates(d) >= 5 and "CoP (" in _text(d, "plot-info"), "the plot")
+        _click(d, "ctl-emergency-stop")
+        _wait(d, lambda d: _text(d, "live-status") == "Session ended", "the end")
+        assert "operator pressed the emergency stop" in _text(d, "live-events")
+    finally:
+        if console is not None:
+            stop_console(console)
+        crashed.cleanup()
+    with Store(data / "vrbalance.sqlite3") as store:
+        (session,) = store.sessions("P8")
+    events = read_rows(Path(session["folder"]) / "events.csv")
+    assert [e["kind"] for e in events if e["source"] == "operator"] == ["emergency_stop"]

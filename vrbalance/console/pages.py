@@ -751,19 +751,36 @@ def register_pages(console: Console, web: Any) -> None:
     def stations_page() -> None:
         frame("Stations")
         ui.label("Sessions started from this console, or found still running").classes("text-h5")
-        stations = console.stations.all()
-        if not stations:
-            ui.label("None yet: start one from a patient's page.")
-        for st in stations:
-            snap = st.snapshot()
-            with ui.row().classes("items-center gap-4").props("data-kind=station"):
-                what = f"{st.patient_id}: {st.protocol}" if st.patient_id else "(connecting)"
-                ui.link(what, f"/station/{st.key}").props("data-kind=station-link")
-                ui.label(snap["status"]).props("data-kind=station-status")
-                if st.adopted:
-                    ui.label("started by an earlier console, found running").classes(
-                        "text-caption"
-                    ).props("data-kind=station-adopted")
+        shown: list[tuple[Any, ...]] = []
+
+        def rows() -> list[tuple[Any, ...]]:
+            return [
+                (st.key, st.patient_id, st.protocol, st.snapshot()["status"], st.adopted)
+                for st in console.stations.all()
+            ]
+
+        @ui.refreshable
+        def station_list() -> None:
+            shown[:] = rows()
+            if not shown:
+                ui.label("None yet: start one from a patient's page.")
+            for key, patient_id, protocol, status, adopted in shown:
+                with ui.row().classes("items-center gap-4").props("data-kind=station"):
+                    # An adopted station knows its patient and protocol once its hello came.
+                    what = f"{patient_id}: {protocol}" if patient_id else "(connecting)"
+                    ui.link(what, f"/station/{key}").props("data-kind=station-link")
+                    ui.label(status).props("data-kind=station-status")
+                    if adopted:
+                        ui.label("started by an earlier console, found running").classes(
+                            "text-caption"
+                        ).props("data-kind=station-adopted")
+
+        def refresh() -> None:  # rebuilt only when something changed (links stay clickable)
+            if rows() != shown:
+                station_list.refresh()
+
+        station_list()
+        ui.timer(1.0, refresh)
 
     @ui.page("/station/{key}")
     def live_page(key: str) -> None:
