@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import socket
 import stat
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -192,3 +194,50 @@ def test_a_restarted_console_adopts_a_running_session_and_stops_it(
     with Store(data / "vrbalance.sqlite3") as store:
         (session,) = store.sessions("P7")
     assert session["status"] == "complete"
+
+
+def test_a_starting_session_is_adopted_and_its_death_is_told_without_an_exit_status(
+    tmp_path: Path,
+) -> None:
+    """A folder whose socket is not open yet but whose ``session.pid`` names a live
+    session process of that folder is adopted (the session is starting); when its
+    channel closes without an ``end`` and the process is gone, the station says so."""
+    rt = tmp_path / "rt"
+    folder = rt / "stillStart01"
+    folder.mkdir(parents=True, mode=0o700)
+    os.chmod(rt, 0o700)
+    sock = folder / "session.sock"
+    # A stand-in process whose command line names the station's socket, as a session's does.
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read()", "--console-channel", str(sock)],
+        stdin=subprocess.PIPE,
+    )
+    other = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
+    )
+    stale = rt / "recycledPid1"  # its pid file names a live process of something else
+    stale.mkdir(mode=0o700)
+    (stale / "session.pid").write_text(f"{other.pid}\n")
+    stations = Stations(runtime_dir=rt)
+    try:
+        (folder / "session.pid").write_text(f"{proc.pid}\n")
+        (station,) = stations.adopt_running()
+        assert station.key == "stillStart01" and station.snapshot()["status"] == "starting"
+        assert not stale.exists()  # a recycled process id is not taken for a session
+        with SessionChannel(sock, {"session_id": "S2", "patient_id": "P9", "protocol": "x"}):
+            _until("the hello once the channel opens", lambda: station.snapshot()["hello"])
+            assert station.patient_id == "P9"
+            proc.kill()  # the session dies ...
+            proc.wait()
+        # ... and its channel closes without an end message.
+        _until("the death", lambda: station.snapshot()["status"] == "died")
+        why = station.snapshot()["why"]
+        assert why.startswith("The session process ended without saying how the session ended")
+        assert "exit status is unknown" in why and "No recording was started." in why
+        _until("the station folder to go", lambda: not folder.exists())
+    finally:
+        for p in (proc, other):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        stations.close()

@@ -323,6 +323,10 @@ class SessionChannel:
         for c in clients:
             c.alive = False
             with contextlib.suppress(OSError):
+                # shutdown first: a close alone waits for the reader's recv to time out
+                # before the console sees the end of the stream.
+                c.sock.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
                 c.sock.close()
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
