@@ -271,16 +271,20 @@ def test_a_restarted_console_shows_the_session_its_crashed_predecessor_left_runn
         d.get(console.base + "/stations")
         link = "//a[@data-kind='station-link'][text()='P8: baseline']"
         _wait(d, lambda d: d.find_elements("xpath", link), "the adopted station in the list")
-        assert "started by an earlier console" in d.find_element("tag name", "body").text
+        _wait(
+            d,
+            lambda d: "started by an earlier console" in d.find_element("tag name", "body").text,
+            "the station marked as adopted",
+        )
         d.find_element("xpath", link).click()
         _wait(d, lambda d: d.current_url.endswith(f"/station/{key}"), "its live page")
-        assert _text(d, "live-title") == "Live session: P8, baseline"
+        _wait(d, lambda d: _text(d, "live-title") == "Live session: P8, baseline", "its title")
         _wait(d, lambda d: "Trial 1 ready: Baseline" in _text(d, "live-gate"), "the start gate")
         _click(d, "ctl-start")
         _wait(d, lambda d: _plot_updates(d) >= 5 and "CoP (" in _text(d, "plot-info"), "the plot")
         _click(d, "ctl-emergency-stop")
+        _wait(d, lambda d: "operator pressed the emergency stop" in _text(d, "live-events"), "stop")
         _wait(d, lambda d: _text(d, "live-status") == "Session ended", "the end")
-        assert "operator pressed the emergency stop" in _text(d, "live-events")
     finally:
         if console is not None:
             stop_console(console)

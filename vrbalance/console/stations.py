@@ -288,6 +288,7 @@ class Station:
 
     @property
     def protocol(self) -> str:
+        """The protocol's name (the request's, or an adopted session's hello)."""
         if self.request is not None:
             return self.request.protocol
         hello = self.hello
