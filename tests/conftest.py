@@ -18,7 +18,8 @@ import os
 import select
 import shutil
 import subprocess
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,24 @@ def xvfb() -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture
+def run_on_display(xvfb: str) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """``run_on_display(*args)``: ``python args`` (``-c SCRIPT``, ``-m vrbalance``) on the Xvfb.
+
+    A fresh process: Panda3D opens one kind of graphics pipe per process, and
+    an earlier offscreen world in the test process keeps a window from opening.
+    """
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, *args],
+            env={**os.environ, "DISPLAY": xvfb},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    return run

@@ -68,23 +68,12 @@ world.close()
 """
 
 
-def test_closing_the_window_stops_the_session_instead_of_exiting(xvfb: str) -> None:
+def test_closing_the_window_stops_the_session_instead_of_exiting(run_on_display) -> None:
     """Panda3D's default close is sys.exit() mid-frame; the session ends as the operator's.
 
     In a fresh process: a window cannot open where an offscreen world already has.
     """
-    import os
-    import subprocess
-    import sys
-
-    result = subprocess.run(
-        [sys.executable, "-c", _CLOSE_SCRIPT],
-        env={**os.environ, "DISPLAY": xvfb},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_on_display("-c", _CLOSE_SCRIPT)
     assert result.returncode == 0, result.stderr[-2000:]
     # The real window sends the event instead of closing itself; it becomes a stop.
     assert "close-request-event vrbalance-window-close commands ['stop']" in result.stdout

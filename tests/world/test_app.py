@@ -195,20 +195,11 @@ with WorldApp(output="xr", size_px=(160, 90), scene="stairs") as app:
 """
 
 
-def test_xr_output_is_an_onscreen_gl_window_without_vsync(xvfb: str) -> None:
+def test_xr_output_is_an_onscreen_gl_window_without_vsync(run_on_display) -> None:
     """On a real X server (private Xvfb): a GLX window, ``sync-video 0`` (the runtime paces)."""
-    import os
-    import subprocess
     import sys
 
-    result = subprocess.run(
-        [sys.executable, "-c", XR_CHILD],
-        env={**os.environ, "DISPLAY": xvfb},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_on_display("-c", XR_CHILD)
     assert result.returncode == 0, result.stderr[-2000:]
     kind, pipe, vsync = result.stdout.split()[-3:]
     expected_pipe = "glxGraphicsPipe" if sys.platform.startswith("linux") else pipe

@@ -7,9 +7,6 @@ offscreen tests (nor outlive its X server).
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -32,16 +29,9 @@ CHILD = textwrap.dedent(
 )
 
 
-def test_window_output_renders_on_a_display(xvfb: str, tmp_path: Path) -> None:
+def test_window_output_renders_on_a_display(run_on_display, tmp_path: Path) -> None:
     shot = tmp_path / "window.png"
-    result = subprocess.run(
-        [sys.executable, "-c", CHILD, str(shot)],
-        env={**os.environ, "DISPLAY": xvfb},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_on_display("-c", CHILD, str(shot))
     assert result.returncode == 0, result.stderr[-2000:]
     kind, level, state, size = result.stdout.split()[-4:]
     assert (kind, level, state) == ("GraphicsWindow", "5", "closed")
@@ -49,21 +39,14 @@ def test_window_output_renders_on_a_display(xvfb: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_demo_runs_in_a_window_with_the_simulated_plate(xvfb: str, tmp_path: Path) -> None:
+def test_demo_runs_in_a_window_with_the_simulated_plate(run_on_display, tmp_path: Path) -> None:
     """README's first command, on a display: window, plate, loop, overlay; ends after --seconds.
 
     With ``--out`` the window's demo saves screenshots and its recording there too.
     """
     out = tmp_path / "out"
     argv = ["demo", "--seconds", "2", "--size", "320x180", "--out", str(out)]
-    result = subprocess.run(
-        [sys.executable, "-m", "vrbalance", *argv],
-        env={**os.environ, "DISPLAY": xvfb},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_on_display("-m", "vrbalance", *argv)
     assert result.returncode == 0, result.stderr[-2000:]
     frames = int(result.stdout.split("vrbalance demo: ")[-1].split()[0])
     # How many frames 2 s give depends on the machine's load (2 under load 12 with

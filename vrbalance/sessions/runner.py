@@ -1555,6 +1555,11 @@ class SessionRunner:
             Command.RESET: "operator reset the safety monitor",
         }
         recorder.event(idx, Event(t_s, "operator", cmd.value, messages[cmd], "info"))  # type: ignore[arg-type]
+
+        def refuse(why: str) -> None:
+            """Record why the command changes nothing (a warning beside the operator's event)."""
+            recorder.event(idx, Event(t_s, "operator", "command_refused", why, "warning"))
+
         if cmd is Command.RESET:
             if self._monitor is not None:
                 self._monitor.request_reset()
@@ -1564,33 +1569,17 @@ class SessionRunner:
                 # The walking corridor is judged in the stage frame, where the line is
                 # painted: a recentred view would move the line off the corridor and
                 # walk the patient into a left_corridor stop.
-                recorder.event(
-                    idx,
-                    Event(
-                        t_s,
-                        "operator",
-                        "command_refused",
-                        "recenter refused during a walk: the line on the floor is where the "
-                        "walking corridor is judged; recentre with the headset's own control "
-                        "before the walk",
-                        "warning",
-                    ),
+                refuse(
+                    "recenter refused during a walk: the line on the floor is where the "
+                    "walking corridor is judged; recentre with the headset's own control "
+                    "before the walk"
                 )
                 return
             run.recenter = True
             return
         trial, director = run.trial, self.director
         if not (trial.director and director is not None and trial.scene in self._director_scenes):
-            recorder.event(
-                idx,
-                Event(
-                    t_s,
-                    "operator",
-                    "command_refused",
-                    f"{cmd.value} refused: the protocol fixes this trial's level ({run.level})",
-                    "warning",
-                ),
-            )
+            refuse(f"{cmd.value} refused: the protocol fixes this trial's level ({run.level})")
             return
         scene = trial.scene
         state = director.scene_state(scene)
@@ -1612,9 +1601,7 @@ class SessionRunner:
                     else director.lock_scene(scene, t_s=t_s)
                 )
         except ConfigError as exc:
-            recorder.event(
-                idx, Event(t_s, "operator", "command_refused", f"{cmd.value}: {exc}", "warning")
-            )
+            refuse(f"{cmd.value}: {exc}")
             return
         for ev in decision.events:
             recorder.event(idx, ev)

@@ -70,6 +70,7 @@ def _dot(parent: NodePath, rgba: tuple[float, float, float, float], name: str) -
 #: The keys line at the overlay's foot (a session's world shows its own: ``WorldApp.key_help``).
 KEY_HELP = "Space pause  Esc stop  R clear  +/- level  1/2/3 scene  WASD lean"
 
+
 class Overlay:
     """Operator overlay bound to one :class:`WorldApp` (see module docstring)."""
 
