@@ -136,7 +136,6 @@ def run(args: argparse.Namespace) -> int:
     from vrbalance.config.check import check_number
     from vrbalance.errors import ConfigError
     from vrbalance.sessions.assembly import (
-        NO_DEVICES_MESSAGE,
         open_lsl,
         open_session_world,
         session_devices,
@@ -163,8 +162,6 @@ def run(args: argparse.Namespace) -> int:
     check_number(args.fps, "--fps", min_value=1.0, max_value=120.0)
     # Headset only (no plate): the quiet-stance baseline is a plate measurement.
     headset_only = xr and not args.simulate and not args.port
-    if not (args.simulate or args.port or xr):
-        raise ConfigError(NO_DEVICES_MESSAGE)
     if headset_only and not args.no_baseline:
         print(
             "vrbalance run: no plate (headset only): the quiet-stance baseline, a plate "

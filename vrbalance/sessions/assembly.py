@@ -315,16 +315,11 @@ def session_devices(
         SerialDevices,
         SimulatedDevices,
         missing_mass_message,
+        patient_body,
     )
 
     if simulate:
-        from vrbalance.balance.geometry import Body
-
-        body = Body(
-            height_m=float(patient.height_m or 1.70),
-            mass_kg=patient.mass_kg,
-            foot_length_m=patient.foot_length_m,
-        )
+        body = patient_body(patient)
         return SimulatedDevices(plate_id, body, clock, seed=seed, extra_script=sim_script)
     if port:
         if patient.mass_kg is None:  # the plate's load check needs it (plate_check.py)

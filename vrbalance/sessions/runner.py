@@ -716,7 +716,6 @@ class SessionRunner:
         live: LiveSink | None = None,
         connect_timeout_s: float | None = None,
     ) -> None:
-        from vrbalance.balance.geometry import Body
         from vrbalance.config.plates import DEFAULT_FOOT_TEMPLATE, load_foot_template
 
         self.protocol = protocol
@@ -735,11 +734,7 @@ class SessionRunner:
         self.render_fps = float(render_fps)
         self.echo = echo or (lambda _line: None)
         self.progress = progress
-        self.body = Body(
-            height_m=float(patient.height_m or 1.70),
-            mass_kg=patient.mass_kg,
-            foot_length_m=patient.foot_length_m,
-        )
+        self.body = patient_body(patient)
         self.foot_template_id = DEFAULT_FOOT_TEMPLATE
         self.template = load_foot_template(self.foot_template_id)
         self.envelope = patient_envelope(patient)
@@ -1681,6 +1676,18 @@ def _interrupt_event(t_s: float, exc: BaseException) -> Event:
         else f"session interrupted by {how} (the system asked vrbalance to stop)"
     )
     return Event(t_s, "operator", "interrupt", message, "warning", values={"signal": how})
+
+
+def patient_body(patient: Any) -> Any:
+    """The patient's :class:`~vrbalance.balance.geometry.Body` (1.70 m where no height is
+    recorded): the runner's margins and the simulated patient's person share it."""
+    from vrbalance.balance.geometry import Body
+
+    return Body(
+        height_m=float(patient.height_m or 1.70),
+        mass_kg=patient.mass_kg,
+        foot_length_m=patient.foot_length_m,
+    )
 
 
 def patient_envelope(patient: Any) -> Any:

@@ -192,13 +192,11 @@ def run_simulated_session(
     SessionResult
         What :meth:`~vrbalance.sessions.runner.SessionRunner.run` returns.
     """
-    from vrbalance.balance.geometry import Body
-    from vrbalance.sessions.runner import SessionRunner, SimulatedDevices
+    from vrbalance.sessions.runner import SessionRunner, SimulatedDevices, patient_body
 
-    body = Body(height_m=patient.height_m or 1.7, mass_kg=patient.mass_kg)
     devices = SimulatedDevices(
         "wii-balance-board",
-        body,
+        patient_body(patient),
         clock,
         seed=person_seed,
         extra_script=extra_script,
