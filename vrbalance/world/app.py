@@ -773,17 +773,16 @@ class WorldApp:
         software = any(name in renderer for name in ("llvmpipe", "softpipe", "swrast"))
         return 1 if software or not renderer else 4
 
-    def _place_head(self, pose: HeadPose | None) -> tuple[float, float]:
+    def _place_head(self, pose: HeadPose | None) -> None:
+        """Put the camera at ``pose`` (stage frame); without one it stays where it was."""
         from panda3d.core import Quat
 
         if pose is None:
-            pos = self.head_node.getPos()
-            return (float(pos.x), float(pos.y))
+            return
         x, y, z = pose.position_m
         qx, qy, qz, qw = pose.orientation_xyzw
         # Core frame == Panda3D frame (x right, y forward, z up): no conversion here.
         self.head_node.setPosQuat((x, y, z), Quat(qw, qx, qy, qz))
-        return (x, y)
 
     def _frame_task(self, task: Any) -> int:
         from direct.task import Task
