@@ -208,7 +208,7 @@ def test_xr_demo_on_the_fake_runtime_focus_loss_and_session_loss(
     assert fake.script == {} and fake.violations == []
     out = capsys.readouterr().out
     assert "ended device_lost" in out
-    assert "headset session states: IDLE -> READY -> SYNCHRONIZED -> VISIBLE -> FOCUSED" in out
+    assert "headset: states IDLE -> READY -> SYNCHRONIZED -> VISIBLE -> FOCUSED" in out
     assert "LOSS_PENDING" in out
     recording = tmp_path / "recording"
     assert read_sidecar(recording)["end_reason"] == "device_lost"

@@ -244,14 +244,7 @@ def _summary(result: Any, world: Any, out: Path | None, folder: Path, elapsed_s:
     )
     stats = getattr(world, "xr_stats", None)
     if stats is not None:
-        print(
-            f"  headset session states: {' -> '.join(stats.states_seen)}\n"
-            f"  frames begun / submitted / with layer: {stats.frames_begun} / "
-            f"{stats.frames_submitted} / {stats.frames_rendered} "
-            f"({stats.frames_submitted / elapsed_s:.1f} Hz); head poses located "
-            f"{stats.head_poses} ({stats.head_poses / elapsed_s:.0f}/s)\n"
-            f"  XR Python per frame: {1e3 * stats.python_s_per_frame:.2f} ms"
-        )
+        print(stats.summary(elapsed_s))
 
 
 def _free_folder(path: Path) -> Path:

@@ -290,13 +290,7 @@ def _file(
 
     stats = getattr(world, "xr_stats", None)
     if stats is not None:
-        run_s = max(clock.now_s() - t_run, 1e-9)
-        print(
-            f"headset: states {' -> '.join(stats.states_seen)}; frames begun / submitted / "
-            f"with layer {stats.frames_begun} / {stats.frames_submitted} / "
-            f"{stats.frames_rendered}; head poses located {stats.head_poses} "
-            f"({stats.head_poses / run_s:.0f}/s over {run_s:.1f} s)"
-        )
+        print(stats.summary(clock.now_s() - t_run))
     from vrbalance.report.marks import marks_of
     from vrbalance.sessions.runner import EndReason
 

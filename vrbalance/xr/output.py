@@ -83,6 +83,17 @@ class XrStats:
     head_poses: int
     python_s_per_frame: float
 
+    def summary(self, run_s: float) -> str:
+        """One line for the operator at the end of a session of ``run_s`` seconds."""
+        run_s = max(run_s, 1e-9)
+        return (
+            f"headset: states {' -> '.join(self.states_seen)}; frames begun / submitted / "
+            f"with layer {self.frames_begun} / {self.frames_submitted} / "
+            f"{self.frames_rendered}; head poses located {self.head_poses} "
+            f"({self.head_poses / run_s:.0f}/s over {run_s:.1f} s); XR Python per frame "
+            f"{1e3 * self.python_s_per_frame:.2f} ms"
+        )
+
 
 class XrOutput:
     """Render a world to an OpenXR headset and track the head (see module docstring).
