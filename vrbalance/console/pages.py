@@ -606,12 +606,10 @@ def register_pages(console: Console, web: Any) -> None:
 
         def protocol_options(no_plate: bool) -> dict[str, str]:
             """Titles and planned minutes of what would run (no baseline without a plate)."""
-            if not no_plate:
-                return {n: f"{p.title} ({p.duration_s / 60:.1f} min)" for n, p in protocols.items()}
             return {
                 n: f"{p.title} ({p.duration_s / 60:.1f} min)"
-                + (" - needs a plate" if n in no_plate_refusal else "")
-                for n, p in bare.items()
+                + (" - needs a plate" if no_plate and n in no_plate_refusal else "")
+                for n, p in (bare if no_plate else protocols).items()
             }
 
         choice = (
