@@ -162,6 +162,25 @@ class LockstepClock:
             time.sleep(20e-6)
         self.advances += 1
 
+    def wait_for_followers(self, n: int = 1) -> None:
+        """Block until ``n`` follower threads sleep on this clock (owner only).
+
+        A follower reads the clock's time when it starts (the plate server
+        takes it as its frames' origin); moving the time before it has would
+        shift its frame grid by however far the owner got first, a race that
+        decides which advance writes which frame.
+
+        Raises
+        ------
+        RuntimeError
+            If they are not asleep within ``timeout_s``.
+        """
+        deadline = time.monotonic() + self.timeout_s
+        with self._cond:
+            while len(self._sleepers) < n:
+                if not self._cond.wait(max(deadline - time.monotonic(), 0.0)):
+                    raise RuntimeError(f"{n} follower(s) never slept on the lockstep clock")
+
     def release(self) -> None:
         """Let every follower's sleep return at once (for shutting down)."""
         with self._cond:
@@ -332,6 +351,9 @@ class Rig:
         if self.server is None:
             raise RuntimeError("the lockstep clock needs the in-process plate server")
         period_s = 1.0 / self.server.rate_hz
+        # The server's frames count from the time its thread first reads (t = 0):
+        # wait until it has, and sleeps, before the time moves.
+        clock.wait_for_followers(1)
         # Keep every later time off the server's frame boundaries (k * period):
         # the server floors elapsed / period, and a time a rounding error short
         # of a boundary would leave a frame both due (by its sleep) and not yet
