@@ -111,14 +111,18 @@ def test_a_station_can_answer_the_first_message_it_receives(tmp_path: Path) -> N
 
         station = Station(key="firstReply01", request=None, folder=folder, adopted=True)
         replies: list[bool] = []
+        replied = threading.Event()
 
         def reply(msg: dict[str, Any]) -> None:
             if msg["type"] == "hello" and not replies:
                 replies.append(station.send("start"))
+                replied.set()
 
         station.listeners.append(reply)
         assert station.connect()
         assert started.wait(30.0), "the gate never got the start sent from the hello's callback"
+        # The gate can open before the callback has stored what send() returned.
+        assert replied.wait(30.0)
         assert replies == [True]
         station.client.close()  # type: ignore[union-attr]
 
